@@ -1,0 +1,35 @@
+# pipefn — `make run` starts the control plane locally and runs an example;
+# `make test` runs every suite. Both install what they need where it is missing.
+SHELL := /bin/bash
+GO ?= go
+# Heavy tools (servers the tests start) are cached outside the repo.
+PIPEFN_CACHE ?= $(HOME)/.cache/pipefn
+BIN := $(CURDIR)/bin
+export PATH := $(PIPEFN_CACHE)/bin:$(PATH)
+
+.PHONY: all build run test test-deps deps-redis fmt vet bench
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/pipefn ./cmd/pipefn
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/launcher ./cmd/launcher
+
+# deps-redis installs redis-server from Debian where it is missing.
+deps-redis:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (apt-get)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+test-deps: deps-redis
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -l -w .
