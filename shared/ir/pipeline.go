@@ -32,11 +32,15 @@ type Pipeline struct {
 	// the same unknown-field policy as the rest of the spec.
 	Deployment *pipelinespec.PipelineDeploymentConfig
 
-	// Extras holds fields newer SDKs write that the compiled-in protobuf
-	// types lack and that change execution, keyed by the path of the field
-	// itself (e.g. "root.dag.tasks['train'].inputs.parameters['x'].literals"
-	// is not a key; "components['comp-a'].inputDefinitions.parameters['x'].isOptional" style
-	// paths are). The value is the field's JSON. See policy.go for the list.
+	// ExecutorExtras holds newer-SDK executor fields the protobuf types
+	// lack, by executor label (nil when the file has none).
+	ExecutorExtras map[string]*ExecutorExtras
+	// InputLiterals holds the allowed values (typing.Literal) of input
+	// parameters: component name ("" for root) -> parameter -> values.
+	InputLiterals map[string]map[string][]*structpb.Value
+	// Extras records every honoured newer-SDK field as raw JSON, keyed by
+	// its path (e.g. "deploymentSpec.executors['exec-a'].container.resources.resourceCpuLimit").
+	// See policy.go for what is honoured, ignored and rejected.
 	Extras map[string]json.RawMessage
 }
 
@@ -142,12 +146,12 @@ func isPlatformDoc(doc map[string]any) bool {
 
 // decodeSpec strips and classifies unknown members, then decodes strictly.
 func (p *Pipeline) decodeSpec(doc map[string]any) error {
-	unknown := stripUnknown(doc, (&pipelinespec.PipelineSpec{}).ProtoReflect().Descriptor(), "")
+	unknown := stripUnknown(doc, (&pipelinespec.PipelineSpec{}).ProtoReflect().Descriptor(), location{})
 	var deploy map[string]any
 	if d, ok := doc["deploymentSpec"].(map[string]any); ok {
 		// Walk a copy: Spec.DeploymentSpec keeps the document as written.
 		deploy = deepCopy(d).(map[string]any)
-		unknown = append(unknown, stripUnknown(deploy, (&pipelinespec.PipelineDeploymentConfig{}).ProtoReflect().Descriptor(), "deploymentSpec")...)
+		unknown = append(unknown, stripUnknown(deploy, (&pipelinespec.PipelineDeploymentConfig{}).ProtoReflect().Descriptor(), location{}.field("deploymentSpec"))...)
 	}
 	var ps problems
 	for _, u := range unknown {

@@ -11,26 +11,61 @@ import (
 // late 2023 while current SDKs keep adding fields, so these are expected and
 // each one is either honoured, ignored by policy, or rejected (see policy.go).
 type unknownField struct {
-	parent string // path of the object holding the field
-	field  string // the member name as written
-	value  any    // decoded JSON value
-	enum   bool   // true when the field is known but its enum value is not
+	at    location // where the member sits (the object holding it)
+	field string   // the member name as written; for an enum in a map, ""
+	value any      // decoded JSON value
+	enum  bool     // true when the field is known but its enum value is not
+}
+
+// location is a position in a document, both as a concrete path
+// (root.dag.tasks['a']) and as a pattern with map keys and list indexes
+// replaced by [*] (root.dag.tasks[*]), plus the map keys along the way.
+type location struct {
+	path    string
+	pattern string
+	keys    []string
+}
+
+func (l location) field(name string) location {
+	return location{path: join(l.path, name), pattern: join(l.pattern, name), keys: l.keys}
+}
+
+func (l location) key(k string) location {
+	keys := append(append([]string(nil), l.keys...), k)
+	return location{path: l.path + "['" + k + "']", pattern: l.pattern + "[*]", keys: keys}
+}
+
+func (l location) index(i int) location {
+	return location{path: l.path + "[" + strconv.Itoa(i) + "]", pattern: l.pattern + "[*]", keys: l.keys}
 }
 
 // path is the full path of the field itself.
-func (u unknownField) path() string { return join(u.parent, u.field) }
+func (u unknownField) path() string {
+	if u.field == "" {
+		return u.at.path
+	}
+	return join(u.at.path, u.field)
+}
+
+// pattern is the generalised path of the field itself.
+func (u unknownField) pattern() string {
+	if u.field == "" {
+		return u.at.pattern
+	}
+	return join(u.at.pattern, u.field)
+}
 
 // stripUnknown walks a generic JSON object against a message descriptor,
 // removes every member the descriptor does not declare and returns them. What
 // remains can be decoded by protojson without DiscardUnknown, so nothing is
 // dropped silently: the caller decides about every removed member.
-func stripUnknown(obj map[string]any, md protoreflect.MessageDescriptor, path string) []unknownField {
+func stripUnknown(obj map[string]any, md protoreflect.MessageDescriptor, at location) []unknownField {
 	var out []unknownField
-	walkMessage(obj, md, path, &out)
+	walkMessage(obj, md, at, &out)
 	return out
 }
 
-func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, path string, out *[]unknownField) {
+func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, at location, out *[]unknownField) {
 	fields := md.Fields()
 	for key, val := range obj {
 		fd := fields.ByJSONName(key)
@@ -38,11 +73,11 @@ func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, path str
 			fd = fields.ByName(protoreflect.Name(key))
 		}
 		if fd == nil {
-			*out = append(*out, unknownField{parent: path, field: key, value: val})
+			*out = append(*out, unknownField{at: at, field: key, value: val})
 			delete(obj, key)
 			continue
 		}
-		fpath := join(path, key)
+		fat := at.field(key)
 		switch {
 		case fd.IsMap():
 			m, ok := val.(map[string]any)
@@ -51,11 +86,13 @@ func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, path str
 			}
 			vd := fd.MapValue()
 			for k, v := range m {
-				walkValue(v, vd, fpath+"['"+k+"']", out)
+				kat := fat.key(k)
 				if vd.Kind() == protoreflect.EnumKind && isUnknownEnum(v, vd) {
-					*out = append(*out, unknownField{parent: fpath, field: "['" + k + "']", value: v, enum: true})
+					*out = append(*out, unknownField{at: kat, value: v, enum: true})
 					delete(m, k)
+					continue
 				}
+				walkValue(v, vd, kat, out)
 			}
 		case fd.IsList():
 			l, ok := val.([]any)
@@ -63,22 +100,23 @@ func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, path str
 				continue
 			}
 			for i, v := range l {
-				walkValue(v, fd, fpath+"["+strconv.Itoa(i)+"]", out)
+				walkValue(v, fd, fat.index(i), out)
 			}
 		default:
 			if fd.Kind() == protoreflect.EnumKind && isUnknownEnum(val, fd) {
-				*out = append(*out, unknownField{parent: path, field: key, value: val, enum: true})
+				*out = append(*out, unknownField{at: at, field: key, value: val, enum: true})
 				delete(obj, key)
 				continue
 			}
-			walkValue(val, fd, fpath, out)
+			walkValue(val, fd, fat, out)
 		}
 	}
 }
 
 // walkValue descends into a message-typed value. Well-known types
-// (Struct, Value, ListValue, ...) have free-form JSON and are not walked.
-func walkValue(v any, fd protoreflect.FieldDescriptor, path string, out *[]unknownField) {
+// (Struct, Value, ListValue, Duration, ...) have their own free-form JSON
+// mapping and are not walked.
+func walkValue(v any, fd protoreflect.FieldDescriptor, at location, out *[]unknownField) {
 	if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
 		return
 	}
@@ -87,7 +125,7 @@ func walkValue(v any, fd protoreflect.FieldDescriptor, path string, out *[]unkno
 		return
 	}
 	if m, ok := v.(map[string]any); ok {
-		walkMessage(m, md, path, out)
+		walkMessage(m, md, at, out)
 	}
 }
 
