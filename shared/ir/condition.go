@@ -2,17 +2,140 @@ package ir
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 
+	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
+// KFP trigger conditions are CEL over the task's ExecutorInput. The SDK
+// writes inputs.parameter_values['pipelinechannel--x'] (2.x) and, in 2.0.0
+// schema files, inputs.parameters['x'].string_value; artifacts are
+// inputs.artifacts['m'][0].metadata['k'].
+var inputsFields = map[string]bool{"parameter_values": true, "parameters": true, "artifacts": true}
+
+// celEnv declares one variable, inputs, a map whose members are checked
+// separately (see checkInputsSelects) because CEL map types cannot say
+// "exactly these keys".
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(cel.Variable("inputs", cel.MapType(cel.StringType, cel.DynType)))
+})
+
+// programCache keeps compiled conditions; a pipeline has few distinct ones
+// and a run evaluates them once per iteration.
+var programCache sync.Map // string -> cel.Program
+
+const programCacheLimit = 4096
+
+var programCount int64
+var programMu sync.Mutex
+
 // CheckCondition parses and type-checks a KFP trigger condition (CEL).
 func CheckCondition(expr string) error {
-	return errors.New("ir.CheckCondition: not implemented yet")
+	_, err := compileCondition(expr)
+	return err
+}
+
+func compileCondition(expr string) (cel.Program, error) {
+	if p, ok := programCache.Load(expr); ok {
+		return p.(cel.Program), nil
+	}
+	if expr == "" {
+		return nil, errors.New("empty condition")
+	}
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("condition %s: %w", clip(expr), iss.Err())
+	}
+	if err := checkInputsSelects(ast); err != nil {
+		return nil, fmt.Errorf("condition %s: %w", clip(expr), err)
+	}
+	if !ast.OutputType().IsAssignableType(cel.BoolType) {
+		return nil, fmt.Errorf("condition %s: evaluates to %s, want bool", clip(expr), ast.OutputType())
+	}
+	prg, err := env.Program(ast)
+	if err != nil {
+		return nil, fmt.Errorf("condition %s: %w", clip(expr), err)
+	}
+	programMu.Lock()
+	if programCount < programCacheLimit {
+		programCache.Store(expr, prg)
+		programCount++
+	}
+	programMu.Unlock()
+	return prg, nil
+}
+
+// checkInputsSelects rejects inputs.X for X other than the ExecutorInput
+// fields KFP exposes, so a typo fails at submit time, not mid-run.
+func checkInputsSelects(a *cel.Ast) error {
+	var bad error
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if bad != nil || e.Kind() != celast.SelectKind {
+			return
+		}
+		sel := e.AsSelect()
+		op := sel.Operand()
+		if op.Kind() == celast.IdentKind && op.AsIdent() == "inputs" && !inputsFields[sel.FieldName()] {
+			bad = fmt.Errorf("unknown field inputs.%s (want inputs.parameter_values, inputs.parameters or inputs.artifacts)", sel.FieldName())
+		}
+	}))
+	return bad
 }
 
 // EvalCondition evaluates a KFP trigger condition with
-// inputs.parameter_values bound to params.
+// inputs.parameter_values bound to params (and inputs.parameters to the
+// legacy {string_value, int_value, double_value, bool_value} form).
 func EvalCondition(expr string, params map[string]*structpb.Value) (bool, error) {
-	return false, errors.New("ir.EvalCondition: not implemented yet")
+	prg, err := compileCondition(expr)
+	if err != nil {
+		return false, err
+	}
+	values := make(map[string]any, len(params))
+	legacy := make(map[string]any, len(params))
+	for k, v := range params {
+		if v == nil {
+			v = structpb.NewNullValue()
+		}
+		values[k] = v.AsInterface()
+		legacy[k] = legacyCELValue(v)
+	}
+	out, _, err := prg.Eval(map[string]any{"inputs": map[string]any{
+		"parameter_values": values,
+		"parameters":       legacy,
+		"artifacts":        map[string]any{},
+	}})
+	if err != nil {
+		return false, fmt.Errorf("condition %s: %w", clip(expr), err)
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("condition %s: evaluated to %v (%s), want bool", clip(expr), out, out.Type())
+	}
+	return bool(b), nil
+}
+
+// legacyCELValue renders a value as the pre-2.0 pipelinespec.Value message
+// that 2.0.0 conditions select from (inputs.parameters['x'].string_value).
+func legacyCELValue(v *structpb.Value) map[string]any {
+	switch x := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return map[string]any{"string_value": x.StringValue}
+	case *structpb.Value_NumberValue:
+		n := x.NumberValue
+		if n == float64(int64(n)) {
+			return map[string]any{"int_value": int64(n), "double_value": n}
+		}
+		return map[string]any{"double_value": n}
+	case *structpb.Value_BoolValue:
+		return map[string]any{"bool_value": x.BoolValue}
+	}
+	return map[string]any{"string_value": jsonText(v.AsInterface())}
 }
