@@ -21,10 +21,9 @@ import (
 // base64-encoded JSON on the launcher's command line so that neither Tekton's
 // $(..) nor Argo's {{..}} substitution sees KFP's {{$...}} placeholders.
 type TaskConfig struct {
-	RunID        string `json:"runId"`
-	TaskID       string `json:"taskId"`   // unique in the run, includes loop indices ("loop-1.2.train")
-	TaskName     string `json:"taskName"` // the IR task name
-	PipelineName string `json:"pipelineName,omitempty"`
+	RunID    string `json:"runId"`
+	TaskID   string `json:"taskId"`   // unique in the run, includes loop indices ("loop-1.2.train")
+	TaskName string `json:"taskName"` // the IR task name
 	// PipelineRoot is the artifact root URI (file:///..., s3://bucket/prefix).
 	PipelineRoot string `json:"pipelineRoot"`
 	// Component is protojson of the task's pipelinespec.ComponentSpec, reduced
