@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/pipefn/pipefn/shared/artifacts"
+	"github.com/pipefn/pipefn/shared/ir"
 )
 
 // Inputs are a task's resolved input values.
@@ -228,14 +229,12 @@ func bindParams(spec *pipelinespec.ComponentSpec, given map[string]*structpb.Val
 }
 
 // resolveSystem replaces only system placeholders ({{$.pipeline_...}}) in s,
-// leaving everything else as the user wrote it.
+// leaving everything else, including malformed text, as the user wrote it.
 func resolveSystem(s string, system func(string) (string, bool)) string {
-	return placeholderRE.ReplaceAllStringFunc(s, func(ph string) string {
-		if v, ok := system(strings.TrimSuffix(strings.TrimPrefix(ph, "{{$."), "}}")); ok {
-			return v
-		}
-		return ph
-	})
+	if out, err := resolveString(s, systemOnly(system)); err == nil {
+		return out
+	}
+	return s
 }
 
 // system answers KFP's run-level placeholders.
@@ -378,12 +377,11 @@ func pathSegment(name string) string {
 
 // command resolves placeholders in the container's command, args and env.
 func (x *execution) command() ([]string, []string, error) {
-	r := execResolver{x}
-	cmd, err := resolveArgs(x.cfg.Container.Command, r)
+	cmd, err := ir.ResolveArgs(x.cfg.Container.Command, x)
 	if err != nil {
 		return nil, nil, fmt.Errorf("command: %w", err)
 	}
-	args, err := resolveArgs(x.cfg.Container.Args, r)
+	args, err := ir.ResolveArgs(x.cfg.Container.Args, x)
 	if err != nil {
 		return nil, nil, fmt.Errorf("args: %w", err)
 	}
@@ -393,93 +391,13 @@ func (x *execution) command() ([]string, []string, error) {
 	}
 	env := append(os.Environ(), x.env.ExtraEnv...)
 	for _, e := range x.cfg.Container.Env {
-		v, err := resolveString(e.Value, r)
+		v, err := resolveString(e.Value, x)
 		if err != nil {
 			return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
 		}
 		env = append(env, e.Name+"="+v)
 	}
 	return argv, env, nil
-}
-
-// execResolver answers placeholders from an execution.
-type execResolver struct{ x *execution }
-
-func (r execResolver) paramType(name string) ParameterType {
-	return r.x.spec.GetInputDefinitions().GetParameters()[name].GetParameterType()
-}
-
-func (r execResolver) inputParam(name string) (string, bool) {
-	v, ok := r.x.params[name]
-	if !ok {
-		return "", false
-	}
-	return EncodeParam(v, r.paramType(name)), true
-}
-
-func (r execResolver) inputParamPresent(name string) bool {
-	if _, ok := r.x.params[name]; ok {
-		return true
-	}
-	_, ok := r.x.inArtifacts[name]
-	return ok
-}
-
-func (r execResolver) inputArtifact(name, field string) (string, bool) {
-	list := r.x.inArtifacts[name]
-	if len(list) == 0 {
-		return "", false
-	}
-	return artifactField(list[0], r.x.inPaths[name][0], field)
-}
-
-func (r execResolver) outputParam(name string) (string, bool) {
-	f, ok := r.x.outParams[name]
-	return f, ok
-}
-
-func (r execResolver) outputArtifact(name, field string) (string, bool) {
-	a, ok := r.x.outArts[name]
-	if !ok {
-		return "", false
-	}
-	return artifactField(a, r.x.outPaths[name], field)
-}
-
-func (r execResolver) executorInput() string { return r.x.inputJSON }
-func (r execResolver) outputFile() string    { return r.x.outputFile }
-func (r execResolver) system(name string) (string, bool) {
-	return r.x.system(name)
-}
-
-// artifactField answers .uri, .path, .metadata and .metadata['key'].
-func artifactField(a *pipelinespec.RuntimeArtifact, path, field string) (string, bool) {
-	switch {
-	case field == "uri":
-		return a.GetUri(), true
-	case field == "path":
-		return path, true
-	case field == "metadata":
-		return compactJSON(structpb.NewStructValue(orEmpty(a.GetMetadata()))), true
-	case strings.HasPrefix(field, "metadata['") && strings.HasSuffix(field, "']"):
-		key := strings.TrimSuffix(strings.TrimPrefix(field, "metadata['"), "']")
-		v, ok := a.GetMetadata().GetFields()[key]
-		if !ok {
-			return "", false
-		}
-		if s, isStr := v.GetKind().(*structpb.Value_StringValue); isStr {
-			return s.StringValue, true
-		}
-		return compactJSON(v), true
-	}
-	return "", false
-}
-
-func orEmpty(s *structpb.Struct) *structpb.Struct {
-	if s == nil {
-		return &structpb.Struct{}
-	}
-	return s
 }
 
 // collect reads output parameters and uploads output artifacts.

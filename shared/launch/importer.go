@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/pipefn/pipefn/shared/ir"
 )
 
 // importerOutput is the output name KFP gives an importer's artifact.
@@ -82,27 +83,6 @@ func importerURI(spec *pipelinespec.PipelineDeploymentConfig_ImporterSpec, param
 	return s.StringValue, nil
 }
 
-// paramResolver answers input-parameter placeholders only (importer metadata).
-type paramResolver struct {
-	params map[string]*structpb.Value
-	types  map[string]*pipelinespec.ComponentInputsSpec_ParameterSpec
-}
-
-func (r paramResolver) inputParam(name string) (string, bool) {
-	v, ok := r.params[name]
-	if !ok {
-		return "", false
-	}
-	return EncodeParam(v, r.types[name].GetParameterType()), true
-}
-func (r paramResolver) inputParamPresent(name string) bool         { _, ok := r.params[name]; return ok }
-func (paramResolver) inputArtifact(string, string) (string, bool)  { return "", false }
-func (paramResolver) outputParam(string) (string, bool)            { return "", false }
-func (paramResolver) outputArtifact(string, string) (string, bool) { return "", false }
-func (paramResolver) executorInput() string                        { return "" }
-func (paramResolver) outputFile() string                           { return "" }
-func (paramResolver) system(string) (string, bool)                 { return "", false }
-
 // resolveStruct resolves placeholders in the keys and string values of s. A
 // value that is exactly one input-parameter placeholder takes the
 // parameter's typed value (KFP: metadata {"n": "{{$.inputs.parameters['n']}}"}
@@ -126,10 +106,9 @@ func resolveStruct(s *structpb.Struct, r paramResolver) (*structpb.Struct, error
 func resolveValue(v *structpb.Value, r paramResolver) (*structpb.Value, error) {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
-		if m := ioRE.FindStringSubmatch(strings.TrimSuffix(strings.TrimPrefix(k.StringValue, "{{$"), "}}")); m != nil &&
-			strings.HasPrefix(k.StringValue, "{{$") && strings.HasSuffix(k.StringValue, "}}") &&
-			strings.Count(k.StringValue, "{{") == 1 && m[1] == "inputs" && m[2] == "parameters" && m[4] == "" {
-			if pv, ok := r.params[m[3]]; ok {
+		if ps, err := ir.ParsePlaceholders(k.StringValue); err == nil && len(ps) == 1 &&
+			ps[0].Kind == ir.InputParameter && ps[0].Text == k.StringValue {
+			if pv, ok := r.params[ps[0].Name]; ok {
 				return pv, nil
 			}
 		}

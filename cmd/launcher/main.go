@@ -1,0 +1,208 @@
+// Command launcher is the entrypoint of every task of a compiled pipeline. It
+// is a small static binary copied into the task's pod (subcommand copy) and
+// then run in the user's image:
+//
+//	launcher run      --config-b64 B --param K=V ... --artifact K=URIS ... --results-dir D
+//	launcher cond     --config-b64 B --param K=V ... --results-dir D
+//	launcher importer --config-b64 B --param K=V ... --results-dir D
+//	launcher copy [SRC] DST
+//
+// Artifact store credentials come from the environment (AWS_* and the SDK's
+// usual chain for s3:// roots). PIPEFN_MOUNT_ROOT overrides where remote
+// artifacts are placed locally (default "/", KFP's /s3/<bucket>/<key>).
+// The exit code is the user command's when it fails, 1 for launcher errors.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/pipefn/pipefn/shared/artifacts"
+	"github.com/pipefn/pipefn/shared/ir"
+	"github.com/pipefn/pipefn/shared/launch"
+)
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	// SIGTERM from the kubelet (pod deletion, Tekton/Argo cancellation) must
+	// reach the user's whole process tree, which Execute does on ctx cancel.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one launcher invocation and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "copy" {
+		if err := copySelf(args[1:]); err != nil {
+			fmt.Fprintf(stderr, "launcher copy: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	inv, err := launch.ParseInvocation(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "launcher: %v\n", err)
+		return 2
+	}
+	switch inv.Command {
+	case "cond":
+		err = runCond(inv)
+	default:
+		err = runTask(ctx, inv, stdout, stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "launcher %s: %v\n", inv.Command, err)
+		var ee *launch.ExitError
+		if errors.As(err, &ee) && ee.Code > 0 {
+			return ee.Code
+		}
+		return 1
+	}
+	return 0
+}
+
+func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Writer) error {
+	cfg, err := launch.DecodeTaskConfig(inv.ConfigB64)
+	if err != nil {
+		return err
+	}
+	spec, err := cfg.ComponentSpec()
+	if err != nil {
+		return err
+	}
+	in, err := decodeInputs(spec, inv)
+	if err != nil {
+		return fmt.Errorf("task %s: %w", cfg.TaskID, err)
+	}
+	mount := os.Getenv("PIPEFN_MOUNT_ROOT")
+	if mount == "" {
+		mount = "/"
+	}
+	env := launch.Env{
+		Store:     artifacts.NewRouter(artifacts.S3Options{}),
+		Stdout:    stdout,
+		Stderr:    stderr,
+		MountRoot: mount,
+	}
+	var out launch.Outputs
+	if inv.Command == "importer" {
+		out, err = launch.Import(ctx, cfg, in, env)
+	} else {
+		out, err = launch.Execute(ctx, cfg, in, env)
+	}
+	if err != nil {
+		return err
+	}
+	types := map[string]launch.ParameterType{}
+	for name, def := range spec.GetOutputDefinitions().GetParameters() {
+		types[name] = def.GetParameterType()
+	}
+	if err := launch.WriteResults(inv.ResultsDir, out, types); err != nil {
+		return err
+	}
+	slog.Info("task done", "task", cfg.TaskID, "params", len(out.Params), "artifacts", len(out.Artifacts))
+	return nil
+}
+
+// decodeInputs turns --param and --artifact text into typed inputs using the
+// component's input definitions.
+func decodeInputs(spec *pipelinespec.ComponentSpec, inv launch.Invocation) (launch.Inputs, error) {
+	in := launch.Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
+	pdefs := spec.GetInputDefinitions().GetParameters()
+	for name, text := range inv.Params {
+		v, err := launch.DecodeParam(text, pdefs[name].GetParameterType())
+		if err != nil {
+			return launch.Inputs{}, fmt.Errorf("--param %s: %w", name, err)
+		}
+		in.Params[name] = v
+	}
+	adefs := spec.GetInputDefinitions().GetArtifacts()
+	for name, text := range inv.Artifacts {
+		uris, err := launch.DecodeArtifactURIs(text)
+		if err != nil {
+			return launch.Inputs{}, fmt.Errorf("--artifact %s: %w", name, err)
+		}
+		for _, u := range uris {
+			in.Artifacts[name] = append(in.Artifacts[name], &pipelinespec.RuntimeArtifact{
+				Name: name, Uri: u, Type: adefs[name].GetArtifactType(),
+			})
+		}
+	}
+	return in, nil
+}
+
+func runCond(inv launch.Invocation) error {
+	cfg, err := launch.DecodeCondConfig(inv.ConfigB64)
+	if err != nil {
+		return err
+	}
+	params := map[string]*structpb.Value{}
+	for name, text := range inv.Params {
+		v, err := launch.DecodeParam(text, cfg.ParamTypes[name])
+		if err != nil {
+			return fmt.Errorf("--param %s: %w", name, err)
+		}
+		params[name] = v
+	}
+	ok, err := ir.EvalCondition(cfg.Condition, params)
+	if err != nil {
+		return fmt.Errorf("task %s: %w", cfg.TaskID, err)
+	}
+	slog.Info("condition evaluated", "task", cfg.TaskID, "ok", ok)
+	return launch.WriteCondResult(inv.ResultsDir, ok)
+}
+
+// copySelf copies SRC (default: this binary) to DST, executable, atomically,
+// so the init step can place the launcher in the shared /pipefn volume.
+func copySelf(args []string) error {
+	var src, dst string
+	switch len(args) {
+	case 1:
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own binary: %w", err)
+		}
+		src, dst = self, args[0]
+	case 2:
+		src, dst = args[0], args[1]
+	default:
+		return fmt.Errorf("usage: launcher copy [SRC] DST")
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".launcher-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
