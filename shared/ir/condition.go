@@ -1,13 +1,16 @@
 package ir
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/google/cel-go/cel"
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -137,5 +140,118 @@ func legacyCELValue(v *structpb.Value) map[string]any {
 	case *structpb.Value_BoolValue:
 		return map[string]any{"bool_value": x.BoolValue}
 	}
-	return map[string]any{"string_value": jsonText(v.AsInterface())}
+	return map[string]any{"string_value": compactJSON(v.AsInterface())}
+}
+
+// ConditionParameters returns the parameter names a condition reads
+// through inputs.parameter_values['x'] or inputs.parameters['x'], sorted and
+// without duplicates. It returns nil for an expression that does not compile.
+func ConditionParameters(expr string) []string {
+	env, err := celEnv()
+	if err != nil {
+		return nil
+	}
+	a, iss := env.Parse(expr)
+	if iss.Err() != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		if call.FunctionName() != "_[_]" || len(call.Args()) != 2 {
+			return
+		}
+		target, idx := call.Args()[0], call.Args()[1]
+		if target.Kind() != celast.SelectKind || idx.Kind() != celast.LiteralKind {
+			return
+		}
+		sel := target.AsSelect()
+		if sel.Operand().Kind() != celast.IdentKind || sel.Operand().AsIdent() != "inputs" {
+			return
+		}
+		if f := sel.FieldName(); f != "parameter_values" && f != "parameters" {
+			return
+		}
+		if s, ok := idx.AsLiteral().(types.String); ok {
+			seen[string(s)] = true
+		}
+	}))
+	return sortedKeys(seen)
+}
+
+// selectorEnv is the CEL environment of parameterExpressionSelector: the
+// selected value as string_value (and friends) plus parseJson.
+var selectorEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("string_value", cel.StringType),
+		cel.Variable("number_value", cel.DoubleType),
+		cel.Variable("bool_value", cel.BoolType),
+		cel.Function("parseJson",
+			cel.Overload("parseJson_string", []*cel.Type{cel.StringType}, cel.DynType,
+				cel.UnaryBinding(func(v ref.Val) ref.Val {
+					s, ok := v.(types.String)
+					if !ok {
+						return types.NewErr("parseJson wants a string")
+					}
+					var out any
+					if err := json.Unmarshal([]byte(s), &out); err != nil {
+						return types.NewErr("parseJson: %v", err)
+					}
+					return types.DefaultTypeAdapter.NativeToValue(out)
+				}))),
+	)
+})
+
+// CheckParameterSelector parses and type-checks a task input's
+// parameterExpressionSelector, e.g. parseJson(string_value)["A_a"].
+func CheckParameterSelector(expr string) error {
+	env, err := selectorEnv()
+	if err != nil {
+		return fmt.Errorf("CEL environment: %w", err)
+	}
+	if _, iss := env.Compile(expr); iss.Err() != nil {
+		return fmt.Errorf("parameterExpressionSelector %s: %w", clip(expr), iss.Err())
+	}
+	return nil
+}
+
+// EvalParameterSelector applies a parameterExpressionSelector to a value
+// (loop items over lists of structs are passed this way).
+func EvalParameterSelector(expr string, v *structpb.Value) (*structpb.Value, error) {
+	env, err := selectorEnv()
+	if err != nil {
+		return nil, fmt.Errorf("CEL environment: %w", err)
+	}
+	a, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("parameterExpressionSelector %s: %w", clip(expr), iss.Err())
+	}
+	prg, err := env.Program(a)
+	if err != nil {
+		return nil, fmt.Errorf("parameterExpressionSelector %s: %w", clip(expr), err)
+	}
+	vars := map[string]any{"string_value": "", "number_value": 0.0, "bool_value": false}
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		vars["string_value"] = k.StringValue
+	case *structpb.Value_NumberValue:
+		vars["number_value"] = k.NumberValue
+	case *structpb.Value_BoolValue:
+		vars["bool_value"] = k.BoolValue
+	default:
+		// Lists and structs travel as JSON text, which parseJson reads.
+		vars["string_value"] = compactJSON(v.AsInterface())
+	}
+	out, _, err := prg.Eval(vars)
+	if err != nil {
+		return nil, fmt.Errorf("parameterExpressionSelector %s: %w", clip(expr), err)
+	}
+	native, err := out.ConvertToNative(reflect.TypeOf((*structpb.Value)(nil)))
+	if err != nil {
+		return nil, fmt.Errorf("parameterExpressionSelector %s: result %v: %w", clip(expr), out, err)
+	}
+	return native.(*structpb.Value), nil
 }

@@ -110,6 +110,7 @@ func Parse(data []byte) (*Pipeline, error) {
 	if err := p.decodeSpec(first); err != nil {
 		return nil, err
 	}
+	p.normalizeLegacyConstants()
 	if len(docs) == 2 {
 		if !isPlatformDoc(docs[1]) {
 			return nil, errors.New("document 2: expected a PlatformSpec document with a top-level \"platforms\" key")

@@ -40,6 +40,7 @@ var SystemPlaceholders = map[string]bool{
 	"pipeline_root":                  true,
 	"pipeline_job_create_time_utc":   true,
 	"pipeline_job_schedule_time_utc": true,
+	"workspace_path":                 true, // the run's shared workspace volume (SDK 2.14+)
 }
 
 // Placeholder is one parsed {{$...}} placeholder.

@@ -164,6 +164,17 @@ func stringOrNumber(v any) (string, bool) {
 	return "", false
 }
 
+// compactJSON encodes v in full (for data, unlike jsonText which is for
+// messages).
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
+}
+
+// jsonText renders a value for an error message, shortened.
 func jsonText(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
