@@ -23,7 +23,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // fixture names a 3-task run (prep -> train -> eval) over an imported raw file, and a
 // second run whose train reads the first run's dataset.
 type fixture struct {
-	raw, d1, m1, met1, m2       string // URIs
+	raw, d1, m1, met1, m2        string // URIs
 	prep1, train1, eval1, train2 string // execution ids
 }
 
