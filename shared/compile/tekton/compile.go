@@ -1,0 +1,717 @@
+// Package tekton compiles KFP v2 IR (shared/ir) into a Tekton v1 PipelineRun
+// with an embedded pipelineSpec. Compile is pure and deterministic: the same
+// IR and options give the same object, and nothing is read from the
+// environment.
+//
+// # Mapping
+//
+// Tekton cannot nest pipelines without alpha features, so every DAG component
+// is flattened into one Pipeline: a task's name is its DAG path joined with
+// "-" (DNS-1123, at most 63 characters, cut and given a hash suffix when too
+// long or taken). Each container task becomes a PipelineTask with an embedded
+// taskSpec of two steps: "pipefn-init" copies the launcher from the launcher
+// image into an emptyDir at /pipefn, "main" runs "/pipefn/launcher run" in the
+// component's image. Output parameter X is the task result p-X, output
+// artifact Y the result a-Y (its URI); consumers read
+// $(tasks.T.results.p-X) through a task parameter.
+//
+// Root parameters become pipeline parameters whose values (the bound values of
+// Options.Params, encoded as CONTRACTS.md says) sit in spec.params.
+//
+// A triggerPolicy.condition becomes a "<task>-cond" task ("launcher cond")
+// that writes the result ok; the guarded task, and every task flattened out
+// of it, carries the when expression $(tasks.<task>-cond.results.ok) in
+// ["true"]. Nested conditions stack their when expressions.
+//
+// Exit handlers and every other ALL_UPSTREAM_TASKS_COMPLETED task of the root
+// DAG become finally tasks; PipelineTaskFinalStatus inputs receive the Tekton
+// statuses of the tasks they watch ($(tasks.T.status), comma-joined when the
+// watched DAG was flattened into several tasks; the launcher folds them).
+// Such a task elsewhere than in the root DAG is an error: Tekton's finally
+// runs only after the whole pipeline.
+//
+// # Loops
+//
+// A ParallelFor becomes a Tekton matrix. Each task of the loop body (at any
+// flattening depth) is matrixed over one string parameter, pf-iteration,
+// whose values are compact JSON {"index":N,"item":<item>}: so each TaskRun
+// knows both its iteration index (for its task id and artifact paths) and
+// its item. Static item lists are written inline; a dynamic list (an
+// upstream output or a parameter) first goes through a "<loop>-items" task
+// ("launcher items") that writes the array result "iterations".
+//
+// Tekton aggregates the string results of a matrixed task into an array in
+// combination order, and lets later tasks consume only the whole array
+// ($(tasks.T.results.R[*])). So a body task that needs the value another body
+// task produced in the same iteration receives the whole array plus its
+// length ($(tasks.T.matrix.length)) and the launcher picks element [index]
+// ("--list-param NAME COUNT E1..EN" with ListInputs[NAME].PerIteration).
+// A task after the loop that consumes a collected output (dsl.Collected)
+// gets the same array and the launcher turns it into a list.
+//
+// Known limits, reported as errors, never dropped silently: nested loops
+// (Tekton cannot nest matrices), artifact iterators, conditions inside a loop
+// body that depend on the iteration, OneOf outputs (a Tekton task consuming
+// results of a skipped task is itself skipped, so "the branch that ran"
+// cannot be expressed), exit handlers below the root, Kubernetes settings
+// that depend on upstream outputs at run time for fields Tekton does not
+// substitute (pod template), and executors other than container/importer.
+//
+// Documented approximations: iteratorPolicy.parallelismLimit cannot be
+// honoured (Tekton has no concurrency bound for a matrix), so the run is
+// annotated with pipefn.dev/unbounded-parallelism naming the loops; retry
+// backoff is not supported by Tekton (only the count is kept) and the run is
+// annotated with pipefn.dev/retry-backoff-ignored naming the tasks.
+package tekton
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"google.golang.org/protobuf/types/known/structpb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pipefn/pipefn/shared/compile"
+	"github.com/pipefn/pipefn/shared/ir"
+)
+
+// RequiredFeatureFlags are the entries of Tekton's feature-flags ConfigMap
+// that compiled PipelineRuns need. Matrix is a beta feature, enabled by
+// Tekton's default enable-api-fields=beta; the deploy manifests set it
+// explicitly so that a cluster configured for "stable" does not reject runs.
+var RequiredFeatureFlags = map[string]string{
+	"enable-api-fields": "beta",
+}
+
+// Annotations the compiler writes when it has to approximate a feature.
+const (
+	AnnotationUnboundedParallelism = "pipefn.dev/unbounded-parallelism"
+	AnnotationRetryBackoffIgnored  = "pipefn.dev/retry-backoff-ignored"
+)
+
+// Names of reserved parameters and results.
+const (
+	iterationParam = "pf-iteration"
+	condResult     = "ok"
+	itemsResult    = "iterations"
+	launcherVolume = "pipefn"
+	launcherDir    = "/pipefn"
+)
+
+// Compile turns p into a PipelineRun named after opts.RunID. Every problem
+// found is returned in one error, each naming its IR path.
+func Compile(p *ir.Pipeline, opts compile.Options) (*tektonv1.PipelineRun, error) {
+	if p == nil || p.Spec == nil || p.Spec.GetRoot() == nil {
+		return nil, errors.New("tekton: pipeline has no root component")
+	}
+	if opts.RunID == "" {
+		return nil, errors.New("tekton: Options.RunID is empty")
+	}
+	if opts.LauncherImage == "" {
+		opts.LauncherImage = compile.DefaultLauncherImage
+	}
+	c := &compiler{p: p, opts: opts, names: newNamer(), backoff: map[string]bool{}, rootVals: map[string]*structpb.Value{}}
+	if err := c.checkExtras(); err != nil {
+		return nil, err
+	}
+	root := c.rootScope()
+	for _, name := range sortedKeys(p.Spec.GetRoot().GetDag().GetTasks()) {
+		c.flatten(root, name)
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return c.pipelineRun(), nil
+}
+
+type compiler struct {
+	p     *ir.Pipeline
+	opts  compile.Options
+	names *namer
+
+	tasks    []tektonv1.PipelineTask
+	finally  []tektonv1.PipelineTask
+	runSpecs []tektonv1.PipelineTaskRunSpec
+	params   []tektonv1.ParamSpec
+	values   tektonv1.Params
+
+	rootVals  map[string]*structpb.Value
+
+	unbounded []string
+	backoff   map[string]bool
+	errs      []error
+}
+
+func (c *compiler) errorf(path, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+// srcKind says where an input value comes from once the DAGs are flattened.
+type srcKind int
+
+const (
+	srcConst   srcKind = iota // a literal known at compile time
+	srcRoot                   // a pipeline parameter
+	srcResult                 // a task result
+	srcItem                   // the loop item of the enclosing ParallelFor
+	srcStatus                 // Tekton task statuses (PipelineTaskFinalStatus)
+	srcMissing                // nothing can be bound (reason in lit)
+)
+
+// source is a resolved input value.
+type source struct {
+	kind     srcKind
+	val      *structpb.Value // srcConst
+	lit      string          // srcStatus: the status expression; srcMissing: why
+	root     string          // srcRoot: pipeline parameter name
+	task     string          // srcResult: producing pipeline task
+	result   string          // srcResult: result name
+	loop     *loopCtx        // srcResult: the matrix the producer runs in (nil = none)
+	typ      pipelinespec.ParameterType_ParameterTypeEnum
+	selector string // parameterExpressionSelector to apply to the value
+}
+
+// loopCtx is one ParallelFor being compiled to a matrix.
+type loopCtx struct {
+	name   string
+	matrix tektonv1.Param
+}
+
+// taskOut is what a flattened IR task offers its consumers.
+type taskOut struct {
+	name      string // container/importer: the pipeline task
+	loop      *loopCtx
+	params    map[string]*source // DAG outputs (nil for container tasks)
+	artifacts map[string]*source
+	outTypes  map[string]pipelinespec.ParameterType_ParameterTypeEnum
+	leaves    []string // every regular pipeline task the IR task became
+	finally   bool
+}
+
+// scope is one DAG being flattened.
+type scope struct {
+	path      []string
+	irPath    string
+	dag       *pipelinespec.DagSpec
+	params    map[string]*source
+	artifacts map[string]*source
+	when      tektonv1.WhenExpressions
+	runAfter  []string
+	loop      *loopCtx
+	root      bool
+	done      map[string]*taskOut
+	busy      map[string]bool
+}
+
+func (c *compiler) rootScope() *scope {
+	s := &scope{
+		irPath: "root.dag", dag: c.p.Spec.GetRoot().GetDag(), root: true,
+		params: map[string]*source{}, artifacts: map[string]*source{},
+		done: map[string]*taskOut{}, busy: map[string]bool{},
+	}
+	defs := c.p.Spec.GetRoot().GetInputDefinitions()
+	for _, name := range sortedKeys(defs.GetParameters()) {
+		spec := defs.GetParameters()[name]
+		v := c.rootValue(name, spec)
+		if v == nil {
+			if spec.GetIsOptional() {
+				s.params[name] = nil
+			} else {
+				s.params[name] = &source{kind: srcMissing, lit: fmt.Sprintf("root parameter %q is required and has no value", name)}
+			}
+			continue
+		}
+		enc, err := encodeParam(v, paramType(spec))
+		if err != nil {
+			c.errorf("root.inputDefinitions.parameters['"+name+"']", "encoding value: %v", err)
+			continue
+		}
+		c.rootVals[name] = v
+		c.params = append(c.params, tektonv1.ParamSpec{Name: name, Type: tektonv1.ParamTypeString})
+		c.values = append(c.values, tektonv1.Param{Name: name, Value: *tektonv1.NewStructuredValues(enc)})
+		s.params[name] = &source{kind: srcRoot, root: name, typ: paramType(spec)}
+	}
+	for _, name := range sortedKeys(defs.GetArtifacts()) {
+		s.artifacts[name] = &source{kind: srcMissing, lit: fmt.Sprintf("root input artifact %q: pipefn runs have no way to bind pipeline-level input artifacts (use an importer)", name)}
+	}
+	return s
+}
+
+// rootValue is the bound value of a root parameter: Options.Params, then the
+// PipelineJob runtime config, then the default.
+func (c *compiler) rootValue(name string, spec *pipelinespec.ComponentInputsSpec_ParameterSpec) *structpb.Value {
+	if v, ok := c.opts.Params[name]; ok && v != nil {
+		return v
+	}
+	if rc := c.p.RuntimeConfig; rc != nil {
+		if v, ok := rc.ParameterValues[name]; ok && v != nil {
+			return v
+		}
+	}
+	return spec.GetDefaultValue()
+}
+
+func paramType(spec interface {
+	GetParameterType() pipelinespec.ParameterType_ParameterTypeEnum
+	GetType() pipelinespec.PrimitiveType_PrimitiveTypeEnum
+}) pipelinespec.ParameterType_ParameterTypeEnum {
+	if t := spec.GetParameterType(); t != pipelinespec.ParameterType_PARAMETER_TYPE_ENUM_UNSPECIFIED {
+		return t
+	}
+	// schemaVersion 2.0.0 files carry only the old primitive type.
+	switch spec.GetType() {
+	case pipelinespec.PrimitiveType_INT:
+		return pipelinespec.ParameterType_NUMBER_INTEGER
+	case pipelinespec.PrimitiveType_DOUBLE:
+		return pipelinespec.ParameterType_NUMBER_DOUBLE
+	}
+	return pipelinespec.ParameterType_STRING
+}
+
+// flatten compiles IR task name of scope s (once) and returns what it offers.
+func (c *compiler) flatten(s *scope, name string) *taskOut {
+	if out, ok := s.done[name]; ok {
+		return out
+	}
+	where := s.irPath + ".tasks['" + name + "']"
+	if s.busy[name] {
+		c.errorf(where, "dependency cycle")
+		return nil
+	}
+	t, ok := s.dag.GetTasks()[name]
+	if !ok {
+		c.errorf(s.irPath, "no task %q", name)
+		return nil
+	}
+	s.busy[name] = true
+	out := c.flattenTask(s, name, t, where)
+	delete(s.busy, name)
+	s.done[name] = out
+	return out
+}
+
+func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTaskSpec, where string) *taskOut {
+	compName := t.GetComponentRef().GetName()
+	comp, ok := c.p.Spec.GetComponents()[compName]
+	if !ok {
+		c.errorf(where+".componentRef", "no component %q", compName)
+		return nil
+	}
+	path := append(append([]string(nil), s.path...), name)
+
+	finally := t.GetTriggerPolicy().GetStrategy() == pipelinespec.PipelineTaskSpec_TriggerPolicy_ALL_UPSTREAM_TASKS_COMPLETED
+	if finally && (!s.root || s.loop != nil) {
+		c.errorf(where+".triggerPolicy.strategy", "ALL_UPSTREAM_TASKS_COMPLETED (exit handler) below the root DAG cannot be compiled to Tekton: finally tasks run only after the whole pipeline")
+		return nil
+	}
+
+	// Upstream tasks: explicit dependencies plus those whose outputs we read.
+	runAfter := append([]string(nil), s.runAfter...)
+	for _, dep := range t.GetDependentTasks() {
+		up := c.flatten(s, dep)
+		if up == nil {
+			continue
+		}
+		if up.finally {
+			c.errorf(where+".dependentTasks", "depends on %q, an exit-handler task (Tekton finally), which nothing may follow", dep)
+			continue
+		}
+		if !finally {
+			runAfter = append(runAfter, up.leaves...)
+		}
+	}
+	if finally {
+		runAfter = nil
+	}
+
+	params, artifacts := c.resolveInputs(s, t, where)
+	when := append(tektonv1.WhenExpressions(nil), s.when...)
+
+	if cond := t.GetTriggerPolicy().GetCondition(); cond != "" {
+		condName := c.condTask(s, path, comp, t, cond, params, runAfter, when, where)
+		if condName != "" {
+			when = append(when, tektonv1.WhenExpression{
+				Input: "$(tasks." + condName + ".results." + condResult + ")", Operator: "in", Values: []string{"true"},
+			})
+		}
+	}
+
+	if t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil {
+		return c.loop(s, path, comp, t, params, artifacts, runAfter, when, where)
+	}
+	if comp.GetDag() != nil {
+		return c.dag(s, path, comp, params, artifacts, runAfter, when, s.loop, where)
+	}
+	return c.executorTask(s, path, comp, t, params, artifacts, runAfter, when, finally, where)
+}
+
+// resolveInputs resolves every input binding of t in scope s.
+func (c *compiler) resolveInputs(s *scope, t *pipelinespec.PipelineTaskSpec, where string) (map[string]*source, map[string]*source) {
+	params := map[string]*source{}
+	for _, in := range sortedKeys(t.GetInputs().GetParameters()) {
+		params[in] = c.paramSource(s, t.GetInputs().GetParameters()[in], where+".inputs.parameters['"+in+"']")
+	}
+	artifacts := map[string]*source{}
+	for _, in := range sortedKeys(t.GetInputs().GetArtifacts()) {
+		artifacts[in] = c.artifactSource(s, t.GetInputs().GetArtifacts()[in], where+".inputs.artifacts['"+in+"']")
+	}
+	return params, artifacts
+}
+
+func (c *compiler) paramSource(s *scope, spec *pipelinespec.TaskInputsSpec_InputParameterSpec, where string) *source {
+	var src *source
+	switch {
+	case spec.GetRuntimeValue() != nil:
+		v := spec.GetRuntimeValue().GetConstant()
+		if v == nil && spec.GetRuntimeValue().GetConstantValue() != nil {
+			v = legacyConstant(spec.GetRuntimeValue().GetConstantValue())
+		}
+		src = &source{kind: srcConst, val: v}
+	case spec.GetComponentInputParameter() != "":
+		name := spec.GetComponentInputParameter()
+		in, ok := s.params[name]
+		if !ok {
+			c.errorf(where, "component input parameter %q is not an input of the enclosing DAG", name)
+			return nil
+		}
+		if in == nil {
+			return nil // optional and unbound: the launcher applies the default
+		}
+		cp := *in
+		src = &cp
+	case spec.GetTaskOutputParameter() != nil:
+		ref := spec.GetTaskOutputParameter()
+		up := c.flatten(s, ref.GetProducerTask())
+		if up == nil {
+			return nil
+		}
+		if up.params != nil {
+			o, ok := up.params[ref.GetOutputParameterKey()]
+			if !ok {
+				c.errorf(where, "task %q has no output parameter %q", ref.GetProducerTask(), ref.GetOutputParameterKey())
+				return nil
+			}
+			if o == nil {
+				return nil
+			}
+			cp := *o
+			src = &cp
+		} else {
+			typ, ok := up.outTypes[ref.GetOutputParameterKey()]
+			if !ok {
+				c.errorf(where, "task %q has no output parameter %q", ref.GetProducerTask(), ref.GetOutputParameterKey())
+				return nil
+			}
+			src = &source{kind: srcResult, task: up.name, result: paramResult(ref.GetOutputParameterKey()), loop: up.loop, typ: typ}
+		}
+	case spec.GetTaskFinalStatus() != nil:
+		up := c.flatten(s, spec.GetTaskFinalStatus().GetProducerTask())
+		if up == nil {
+			return nil
+		}
+		refs := make([]string, len(up.leaves))
+		for i, l := range up.leaves {
+			refs[i] = "$(tasks." + l + ".status)"
+		}
+		src = &source{kind: srcStatus, lit: strings.Join(refs, ","), typ: pipelinespec.ParameterType_TASK_FINAL_STATUS}
+	default:
+		c.errorf(where, "input parameter has no value source")
+		return nil
+	}
+	if sel := spec.GetParameterExpressionSelector(); sel != "" {
+		if src.selector != "" {
+			c.errorf(where, "a parameterExpressionSelector applied on top of another one (%q) is not supported", src.selector)
+			return nil
+		}
+		src.selector = sel
+	}
+	return src
+}
+
+// legacyConstant converts the schema 2.0.0 constantValue form.
+func legacyConstant(v *pipelinespec.Value) *structpb.Value {
+	switch x := v.GetValue().(type) {
+	case *pipelinespec.Value_IntValue:
+		return structpb.NewNumberValue(float64(x.IntValue))
+	case *pipelinespec.Value_DoubleValue:
+		return structpb.NewNumberValue(x.DoubleValue)
+	case *pipelinespec.Value_StringValue:
+		return structpb.NewStringValue(x.StringValue)
+	}
+	return structpb.NewNullValue()
+}
+
+func (c *compiler) artifactSource(s *scope, spec *pipelinespec.TaskInputsSpec_InputArtifactSpec, where string) *source {
+	switch {
+	case spec.GetComponentInputArtifact() != "":
+		name := spec.GetComponentInputArtifact()
+		in, ok := s.artifacts[name]
+		if !ok {
+			c.errorf(where, "component input artifact %q is not an input of the enclosing DAG", name)
+			return nil
+		}
+		if in == nil {
+			return nil
+		}
+		cp := *in
+		return &cp
+	case spec.GetTaskOutputArtifact() != nil:
+		ref := spec.GetTaskOutputArtifact()
+		up := c.flatten(s, ref.GetProducerTask())
+		if up == nil {
+			return nil
+		}
+		if up.artifacts != nil {
+			o, ok := up.artifacts[ref.GetOutputArtifactKey()]
+			if !ok {
+				c.errorf(where, "task %q has no output artifact %q", ref.GetProducerTask(), ref.GetOutputArtifactKey())
+				return nil
+			}
+			if o == nil {
+				return nil
+			}
+			cp := *o
+			return &cp
+		}
+		return &source{kind: srcResult, task: up.name, result: artifactResult(ref.GetOutputArtifactKey()), loop: up.loop}
+	}
+	c.errorf(where, "input artifact has no value source")
+	return nil
+}
+
+// dag flattens a DAG component: its tasks join the pipeline with path
+// prefixes; its outputs resolve to the producing tasks' results.
+func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec, params, artifacts map[string]*source,
+	runAfter []string, when tektonv1.WhenExpressions, loop *loopCtx, where string) *taskOut {
+	child := &scope{
+		path: path, irPath: where + "(" + "dag" + ")", dag: comp.GetDag(),
+		params: map[string]*source{}, artifacts: map[string]*source{},
+		when: when, runAfter: runAfter, loop: loop,
+		done: map[string]*taskOut{}, busy: map[string]bool{},
+	}
+	for name := range comp.GetInputDefinitions().GetParameters() {
+		child.params[name] = params[name]
+	}
+	for name := range comp.GetInputDefinitions().GetArtifacts() {
+		child.artifacts[name] = artifacts[name]
+	}
+	// Bindings the component does not declare still flow (older SDKs).
+	for name, p := range params {
+		if _, ok := child.params[name]; !ok {
+			child.params[name] = p
+		}
+	}
+	for name, a := range artifacts {
+		if _, ok := child.artifacts[name]; !ok {
+			child.artifacts[name] = a
+		}
+	}
+	out := &taskOut{params: map[string]*source{}, artifacts: map[string]*source{}, loop: loop}
+	for _, name := range sortedKeys(comp.GetDag().GetTasks()) {
+		o := c.flatten(child, name)
+		if o != nil {
+			out.leaves = append(out.leaves, o.leaves...)
+		}
+	}
+	outs := comp.GetDag().GetOutputs()
+	for _, key := range sortedKeys(outs.GetParameters()) {
+		spec := outs.GetParameters()[key]
+		opath := where + ".dag.outputs.parameters['" + key + "']"
+		sel := spec.GetValueFromParameter()
+		if sel == nil {
+			if n := len(spec.GetValueFromOneof().GetParameterSelectors()); n > 0 {
+				c.errorf(opath, "OneOf output (%d candidate tasks) is not supported on Tekton: a task consuming results of a skipped task is skipped itself", n)
+			} else {
+				c.errorf(opath, "DAG output parameter has no source")
+			}
+			continue
+		}
+		out.params[key] = c.paramSource(child, &pipelinespec.TaskInputsSpec_InputParameterSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{
+				TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
+					ProducerTask: sel.GetProducerSubtask(), OutputParameterKey: sel.GetOutputParameterKey(),
+				},
+			},
+		}, opath)
+	}
+	for _, key := range sortedKeys(outs.GetArtifacts()) {
+		sels := outs.GetArtifacts()[key].GetArtifactSelectors()
+		apath := where + ".dag.outputs.artifacts['" + key + "']"
+		if len(sels) != 1 {
+			c.errorf(apath, "OneOf output (%d candidate tasks) is not supported on Tekton: a task consuming results of a skipped task is skipped itself", len(sels))
+			continue
+		}
+		out.artifacts[key] = c.artifactSource(child, &pipelinespec.TaskInputsSpec_InputArtifactSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifact{
+				TaskOutputArtifact: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifactSpec{
+					ProducerTask: sels[0].GetProducerSubtask(), OutputArtifactKey: sels[0].GetOutputArtifactKey(),
+				},
+			},
+		}, apath)
+	}
+	sort.Strings(out.leaves)
+	return out
+}
+
+// loop compiles a ParallelFor: the body is flattened with every task
+// matrixed over the iterations.
+func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec,
+	params, artifacts map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) *taskOut {
+	if s.loop != nil {
+		c.errorf(where, "nested ParallelFor (inside %q) cannot be compiled to Tekton: a matrix cannot be nested", s.loop.name)
+		return nil
+	}
+	if t.GetArtifactIterator() != nil {
+		c.errorf(where+".artifactIterator", "ParallelFor over artifacts is not supported on Tekton")
+		return nil
+	}
+	if comp.GetDag() == nil {
+		c.errorf(where, "ParallelFor component %q is not a DAG", t.GetComponentRef().GetName())
+		return nil
+	}
+	it := t.GetParameterIterator()
+	lc := &loopCtx{name: c.names.name(path, "")}
+	lc.matrix.Name = iterationParam
+	switch {
+	case it.GetItems().GetRaw() != "":
+		var items []json.RawMessage
+		if err := json.Unmarshal([]byte(it.GetItems().GetRaw()), &items); err != nil {
+			c.errorf(where+".parameterIterator.items.raw", "not a JSON list: %v", err)
+			return nil
+		}
+		vals := make([]string, len(items))
+		for i, item := range items {
+			vals[i], _ = iteration(i, item)
+		}
+		lc.matrix.Value = *tektonv1.NewStructuredValues(vals[0], vals[1:]...)
+		if len(vals) == 0 {
+			c.errorf(where+".parameterIterator.items.raw", "empty item list: Tekton rejects an empty matrix")
+			return nil
+		}
+	case it.GetItems().GetInputParameter() != "":
+		in := it.GetItems().GetInputParameter()
+		src, ok := params[in]
+		if !ok || src == nil {
+			c.errorf(where+".parameterIterator.items.inputParameter", "loop input %q has no value", in)
+			return nil
+		}
+		items := c.itemsTask(s, path, src, runAfter, when, where)
+		if items == "" {
+			return nil
+		}
+		lc.matrix.Value = *tektonv1.NewStructuredValues("$(tasks." + items + ".results." + itemsResult + "[*])")
+	default:
+		c.errorf(where+".parameterIterator.items", "neither raw items nor an input parameter")
+		return nil
+	}
+	if lim := t.GetIteratorPolicy().GetParallelismLimit(); lim > 0 {
+		c.unbounded = append(c.unbounded, lc.name)
+	}
+	bodyParams := map[string]*source{}
+	for k, v := range params {
+		bodyParams[k] = v
+	}
+	if item := it.GetItemInput(); item != "" {
+		bodyParams[item] = &source{kind: srcItem}
+	}
+	return c.dag(s, path, comp, bodyParams, artifacts, runAfter, when, lc, where)
+}
+
+// iteration encodes one matrix value: {"index":i,"item":item}.
+func iteration(i int, item json.RawMessage) (string, error) {
+	var x any
+	if err := json.Unmarshal(item, &x); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(map[string]any{"index": i, "item": x})
+	return string(b), err
+}
+
+// pipelineRun assembles the object.
+func (c *compiler) pipelineRun() *tektonv1.PipelineRun {
+	labels := map[string]string{}
+	for k, v := range c.opts.Labels {
+		labels[k] = v
+	}
+	labels[compile.LabelRunID] = c.opts.RunID
+	if c.opts.Team != "" {
+		labels[compile.LabelTeam] = c.opts.Team
+	}
+	if c.opts.PipelineVersionID != "" {
+		labels[compile.LabelPipelineVersion] = c.opts.PipelineVersionID
+	}
+	var ann map[string]string
+	if len(c.unbounded) > 0 || len(c.backoff) > 0 {
+		ann = map[string]string{}
+		if len(c.unbounded) > 0 {
+			sort.Strings(c.unbounded)
+			ann[AnnotationUnboundedParallelism] = strings.Join(c.unbounded, ",")
+		}
+		if len(c.backoff) > 0 {
+			ann[AnnotationRetryBackoffIgnored] = strings.Join(sortedKeys(c.backoff), ",")
+		}
+	}
+	sort.Slice(c.tasks, func(i, j int) bool { return c.tasks[i].Name < c.tasks[j].Name })
+	sort.Slice(c.finally, func(i, j int) bool { return c.finally[i].Name < c.finally[j].Name })
+	sort.Slice(c.runSpecs, func(i, j int) bool { return c.runSpecs[i].PipelineTaskName < c.runSpecs[j].PipelineTaskName })
+	pr := &tektonv1.PipelineRun{
+		TypeMeta: metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "PipelineRun"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: objectName(c.opts.RunID), Namespace: c.opts.Namespace,
+			Labels: labels, Annotations: ann,
+		},
+		Spec: tektonv1.PipelineRunSpec{
+			PipelineSpec: &tektonv1.PipelineSpec{
+				DisplayName: c.p.Spec.GetPipelineInfo().GetDisplayName(),
+				Description: c.p.Spec.GetPipelineInfo().GetDescription(),
+				Params:      c.params,
+				Tasks:       c.tasks,
+				Finally:     c.finally,
+			},
+			Params: c.values,
+			// KFP runs have no overall deadline; Tekton's default is one hour.
+			Timeouts:     &tektonv1.TimeoutFields{Pipeline: &metav1.Duration{}},
+			TaskRunSpecs: c.runSpecs,
+		},
+	}
+	if c.opts.ServiceAccount != "" {
+		pr.Spec.TaskRunTemplate.ServiceAccountName = c.opts.ServiceAccount
+	}
+	return pr
+}
+
+// dedupe sorts names and drops repeats and self.
+func dedupe(names []string, self string) []string {
+	sort.Strings(names)
+	out := names[:0:0]
+	for i, n := range names {
+		if n == self || (i > 0 && n == names[i-1]) {
+			continue
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Validate runs Tekton's own validation on pr with the feature flags of
+// flags applied over Tekton's defaults (nil = defaults only).
+func Validate(ctx context.Context, pr *tektonv1.PipelineRun, flags map[string]string) error {
+	ctx, err := withFlags(ctx, flags)
+	if err != nil {
+		return err
+	}
+	if fe := pr.Validate(ctx); fe != nil {
+		return fe
+	}
+	return nil
+}
+

@@ -1,0 +1,402 @@
+package tekton
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// binding collects, for one pipeline task, the Tekton parameters and the
+// launcher arguments its inputs turn into.
+type binding struct {
+	c         *compiler
+	where     string
+	loop      *loopCtx // the matrix the consuming task runs in
+	finally   bool
+	ptParams  tektonv1.Params
+	specs     tektonv1.ParamSpecs
+	params    map[string]string // launcher --param
+	artifacts map[string]string // launcher --artifact
+	lists     []listArg
+	cfg       *taskConfig
+	srcs      map[string]*source // the task's resolved parameter inputs
+}
+
+func (c *compiler) newBinding(where string, loop *loopCtx, finally bool, cfg *taskConfig) *binding {
+	return &binding{c: c, where: where, loop: loop, finally: finally, cfg: cfg,
+		params: map[string]string{}, artifacts: map[string]string{}}
+}
+
+// taskParam adds a string parameter to the task and returns its reference.
+func (b *binding) taskParam(name, value string) string {
+	b.ptParams = append(b.ptParams, tektonv1.Param{Name: name, Value: *tektonv1.NewStructuredValues(value)})
+	b.specs = append(b.specs, tektonv1.ParamSpec{Name: name, Type: tektonv1.ParamTypeString})
+	return "$(params." + name + ")"
+}
+
+// bind passes one input (artifact or not) of KFP type typ to the launcher.
+func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec.ParameterType_ParameterTypeEnum) {
+	if src == nil {
+		return // optional input left unbound
+	}
+	path := b.where + ".inputs.parameters['" + name + "']"
+	prefix, dest := "p-", b.params
+	if artifact {
+		path = b.where + ".inputs.artifacts['" + name + "']"
+		prefix, dest = "a-", b.artifacts
+	}
+	pname := prefix + resultNameBad.ReplaceAllString(name, "_")
+	if src.selector != "" && src.kind != srcItem {
+		if b.cfg.Selectors == nil {
+			b.cfg.Selectors = map[string]string{}
+		}
+		b.cfg.Selectors[name] = src.selector
+	}
+	switch src.kind {
+	case srcMissing:
+		b.c.errorf(path, "%s", src.lit)
+	case srcConst:
+		v, err := encodeParam(src.val, typ)
+		if err != nil {
+			b.c.errorf(path, "encoding constant: %v", err)
+			return
+		}
+		if hasEngineRef(v) {
+			b.c.errorf(path, "constant %q contains a Tekton variable reference, which Tekton would substitute", v)
+			return
+		}
+		dest[name] = v
+	case srcRoot:
+		dest[name] = b.taskParam(pname, "$(params."+src.root+")")
+	case srcStatus:
+		if !b.finally {
+			b.c.errorf(path, "PipelineTaskFinalStatus is only available to exit-handler (finally) tasks on Tekton")
+			return
+		}
+		dest[name] = b.taskParam(pname, src.lit)
+	case srcItem:
+		if b.loop == nil {
+			b.c.errorf(path, "loop item used outside its ParallelFor")
+			return
+		}
+		if b.cfg.IterationInputs == nil {
+			b.cfg.IterationInputs = map[string]string{}
+		}
+		b.cfg.IterationInputs[name] = src.selector
+	case srcResult:
+		ref := "$(tasks." + src.task + ".results." + src.result
+		if src.loop == nil {
+			dest[name] = b.taskParam(pname, ref+")")
+			return
+		}
+		// The producer is matrixed: its results only exist as a whole array.
+		list := "l" + pname
+		count := "n" + pname
+		// Written like Tekton's own examples: a string holding the whole
+		// array reference, which Tekton expands into the array.
+		b.ptParams = append(b.ptParams, tektonv1.Param{Name: list, Value: *tektonv1.NewStructuredValues(ref + "[*])")})
+		b.specs = append(b.specs, tektonv1.ParamSpec{Name: list, Type: tektonv1.ParamTypeArray})
+		cnt := b.taskParam(count, "$(tasks."+src.task+".matrix.length)")
+		b.lists = append(b.lists, listArg{artifact: artifact, name: name, count: cnt, elements: "$(params." + list + "[*])"})
+		if b.cfg.ListInputs == nil {
+			b.cfg.ListInputs = map[string]listInput{}
+		}
+		li := listInput{PerIteration: src.loop == b.loop}
+		if !artifact {
+			li.ElementType = src.typ.String()
+		}
+		b.cfg.ListInputs[name] = li
+	}
+}
+
+// executorTask compiles a container or importer task.
+func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec,
+	params, artifacts map[string]*source, runAfter []string, when tektonv1.WhenExpressions, finally bool, where string) *taskOut {
+	label := comp.GetExecutorLabel()
+	exec, err := c.executor(label)
+	if err != nil {
+		c.errorf(where, "%v", err)
+		return nil
+	}
+	name := c.names.name(path, "")
+	compJSON, err := stableJSON(withoutDag(comp))
+	if err != nil {
+		c.errorf(where, "encoding component: %v", err)
+		return nil
+	}
+	cfg := taskConfig{
+		RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1],
+		PipelineRoot: c.pipelineRoot(), Component: compJSON,
+		Caching: t.GetCachingOptions().GetEnableCache() && !c.opts.CachingDisabled,
+	}
+	b := c.newBinding(where, s.loop, finally, &cfg)
+	b.srcs = params
+	inDefs := comp.GetInputDefinitions()
+	for _, in := range sortedKeys(params) {
+		typ := pipelinespec.ParameterType_STRING
+		if d, ok := inDefs.GetParameters()[in]; ok {
+			typ = paramType(d)
+		}
+		b.bind(in, params[in], false, typ)
+	}
+	for _, in := range sortedKeys(artifacts) {
+		b.bind(in, artifacts[in], true, 0)
+	}
+
+	out := &taskOut{name: name, loop: s.loop, finally: finally, outTypes: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}}
+	var results []tektonv1.TaskResult
+	for _, o := range sortedKeys(comp.GetOutputDefinitions().GetParameters()) {
+		out.outTypes[o] = paramType(comp.GetOutputDefinitions().GetParameters()[o])
+		results = append(results, tektonv1.TaskResult{Name: paramResult(o), Type: tektonv1.ResultsTypeString})
+	}
+	for _, o := range sortedKeys(comp.GetOutputDefinitions().GetArtifacts()) {
+		results = append(results, tektonv1.TaskResult{Name: artifactResult(o), Type: tektonv1.ResultsTypeString})
+	}
+	if !finally {
+		out.leaves = []string{name}
+	}
+
+	var spec tektonv1.TaskSpec
+	switch {
+	case exec.GetContainer() != nil:
+		spec, err = c.containerSpec(exec.GetContainer(), label, b, where)
+	case exec.GetImporter() != nil:
+		spec, err = c.importerSpec(exec.GetImporter(), label, b, where)
+	default:
+		err = fmt.Errorf("executor %q is neither a container nor an importer (resolver and custom jobs are not supported)", label)
+	}
+	if err != nil {
+		c.errorf(where, "%v", err)
+		return nil
+	}
+	spec.Results = results
+	pt := tektonv1.PipelineTask{
+		Name:     name,
+		TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		When:     when,
+		RunAfter: dedupe(runAfter, name),
+	}
+	if rp := t.GetRetryPolicy(); rp.GetMaxRetryCount() > 0 {
+		pt.Retries = int(rp.GetMaxRetryCount())
+		if rp.GetBackoffDuration() != nil || rp.GetBackoffFactor() != 0 || rp.GetBackoffMaxDuration() != nil {
+			c.backoff[name] = true
+		}
+	}
+	if s.loop != nil {
+		pt.Matrix = &tektonv1.Matrix{Params: tektonv1.Params{s.loop.matrix}}
+	}
+	if err := c.applyKubernetes(&pt, label, s, b, where); err != nil {
+		c.errorf(where, "%v", err)
+		return nil
+	}
+	pt.TaskSpec.Params = b.taskParams()
+	pt.Params = b.ptParams
+	if finally {
+		c.finally = append(c.finally, pt)
+	} else {
+		c.tasks = append(c.tasks, pt)
+	}
+	return out
+}
+
+// launcherCommand finishes a task's steps: the parameters b collected
+// become the task's params and the launcher's arguments.
+func (b *binding) args(sub string) ([]string, error) {
+	iter := ""
+	if b.loop != nil {
+		iter = "$(params." + iterationParam + ")"
+	}
+	return launcherArgs(sub, *b.cfg, b.params, b.artifacts, iter, b.lists)
+}
+
+func (b *binding) taskParams() tektonv1.ParamSpecs {
+	specs := append(tektonv1.ParamSpecs(nil), b.specs...)
+	if b.loop != nil {
+		specs = append(specs, tektonv1.ParamSpec{Name: iterationParam, Type: tektonv1.ParamTypeString})
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	sort.Slice(b.ptParams, func(i, j int) bool { return b.ptParams[i].Name < b.ptParams[j].Name })
+	return specs
+}
+
+// containerSpec is the two-step task of a container executor.
+func (c *compiler) containerSpec(ctr *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec, label string, b *binding, where string) (tektonv1.TaskSpec, error) {
+	ctrJSON, err := stableJSON(ctr)
+	if err != nil {
+		return tektonv1.TaskSpec{}, fmt.Errorf("encoding container: %w", err)
+	}
+	b.cfg.Container = ctrJSON
+	args, err := b.args("run")
+	if err != nil {
+		return tektonv1.TaskSpec{}, err
+	}
+	res, err := c.resources(ctr, label, b)
+	if err != nil {
+		return tektonv1.TaskSpec{}, err
+	}
+	mount := corev1.VolumeMount{Name: launcherVolume, MountPath: launcherDir}
+	spec := tektonv1.TaskSpec{
+		Steps: []tektonv1.Step{
+			{
+				Name: "pipefn-init", Image: c.opts.LauncherImage,
+				Command:      []string{"/launcher", "copy", launcherDir + "/launcher"},
+				VolumeMounts: []corev1.VolumeMount{mount},
+			},
+			{
+				Name: "main", Image: ctr.GetImage(),
+				Command: []string{launcherDir + "/launcher"}, Args: args,
+				ComputeResources: res,
+				VolumeMounts:     []corev1.VolumeMount{mount},
+			},
+		},
+		Volumes: []corev1.Volume{{Name: launcherVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}
+	return spec, nil
+}
+
+// launcherSpec is a one-step task in the launcher image (cond, items,
+// importer).
+func (c *compiler) launcherSpec(sub string, b *binding) (tektonv1.TaskSpec, error) {
+	args, err := b.args(sub)
+	if err != nil {
+		return tektonv1.TaskSpec{}, err
+	}
+	return tektonv1.TaskSpec{
+		Steps: []tektonv1.Step{{
+			Name: sub, Image: c.opts.LauncherImage, Command: []string{"/launcher"}, Args: args,
+		}},
+	}, nil
+}
+
+func (c *compiler) importerSpec(imp *pipelinespec.PipelineDeploymentConfig_ImporterSpec, label string, b *binding, where string) (tektonv1.TaskSpec, error) {
+	if raw, ok := c.p.Extras["deploymentSpec.executors['"+label+"'].importer.downloadToWorkspace"]; ok && string(raw) == "true" {
+		return tektonv1.TaskSpec{}, fmt.Errorf("importer downloadToWorkspace is not supported (pipefn has no workspace PVC on Tekton)")
+	}
+	impJSON, err := stableJSON(imp)
+	if err != nil {
+		return tektonv1.TaskSpec{}, fmt.Errorf("encoding importer: %w", err)
+	}
+	b.cfg.Importer = impJSON
+	b.cfg.Caching = false
+	return c.launcherSpec("importer", b)
+}
+
+// condTask adds "<task>-cond", which evaluates the trigger condition of t
+// over t's parameter inputs, and returns its name ("" on error).
+func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec, cond string,
+	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) string {
+	name := c.names.name(path, "cond")
+	cfg := taskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-cond", PipelineRoot: c.pipelineRoot(), Condition: cond, ParamTypes: map[string]string{}}
+	// The condition is evaluated once for all iterations, so it must not
+	// depend on the iteration.
+	b := c.newBinding(where+".triggerPolicy", nil, false, &cfg)
+	for _, in := range sortedKeys(params) {
+		src := params[in]
+		if src != nil && s.loop != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop == s.loop)) {
+			c.errorf(where+".triggerPolicy.condition", "condition depends on the ParallelFor iteration (input %q); Tekton when expressions apply to a whole matrix", in)
+			return ""
+		}
+		typ := pipelinespec.ParameterType_STRING
+		if d, ok := comp.GetInputDefinitions().GetParameters()[in]; ok {
+			typ = paramType(d)
+		}
+		cfg.ParamTypes[in] = typ.String()
+		b.bind(in, src, false, typ)
+	}
+	spec, err := c.launcherSpec("cond", b)
+	if err != nil {
+		c.errorf(where, "%v", err)
+		return ""
+	}
+	spec.Results = []tektonv1.TaskResult{{Name: condResult, Type: tektonv1.ResultsTypeString}}
+	spec.Params = b.taskParams()
+	c.tasks = append(c.tasks, tektonv1.PipelineTask{
+		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		Params: b.ptParams, When: when, RunAfter: dedupe(append([]string(nil), runAfter...), name),
+	})
+	return name
+}
+
+// itemsTask adds "<loop>-items", which turns the JSON list src into the
+// array result the loop's matrix fans out over.
+func (c *compiler) itemsTask(s *scope, path []string, src *source, runAfter []string, when tektonv1.WhenExpressions, where string) string {
+	name := c.names.name(path, "items")
+	cfg := taskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot(),
+		ParamTypes: map[string]string{"list": pipelinespec.ParameterType_LIST.String()}}
+	b := c.newBinding(where+".parameterIterator", nil, false, &cfg)
+	b.bind("list", src, false, pipelinespec.ParameterType_LIST)
+	spec, err := c.launcherSpec("items", b)
+	if err != nil {
+		c.errorf(where, "%v", err)
+		return ""
+	}
+	spec.Results = []tektonv1.TaskResult{{Name: itemsResult, Type: tektonv1.ResultsTypeArray}}
+	spec.Params = b.taskParams()
+	c.tasks = append(c.tasks, tektonv1.PipelineTask{
+		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		Params: b.ptParams, When: when, RunAfter: dedupe(append([]string(nil), runAfter...), name),
+	})
+	return name
+}
+
+func (c *compiler) executor(label string) (*pipelinespec.PipelineDeploymentConfig_ExecutorSpec, error) {
+	if label == "" {
+		return nil, fmt.Errorf("component has neither a DAG nor an executor")
+	}
+	ds := c.p.Spec.GetDeploymentSpec()
+	if ds == nil {
+		return nil, fmt.Errorf("no deploymentSpec for executor %q", label)
+	}
+	raw, ok := ds.GetFields()["executors"].GetStructValue().GetFields()[label]
+	if !ok {
+		return nil, fmt.Errorf("deploymentSpec has no executor %q", label)
+	}
+	b, err := raw.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	exec := &pipelinespec.PipelineDeploymentConfig_ExecutorSpec{}
+	if err := unmarshalLenient(b, exec); err != nil {
+		return nil, fmt.Errorf("executor %q: %w", label, err)
+	}
+	return exec, nil
+}
+
+func (c *compiler) pipelineRoot() string {
+	if c.opts.PipelineRoot != "" {
+		return c.opts.PipelineRoot
+	}
+	if r := c.p.RuntimeConfig.PipelineRoot(); r != "" {
+		return r
+	}
+	return c.p.Spec.GetDefaultPipelineRoot()
+}
+
+// withoutDag returns comp without its DAG (the launcher needs only the
+// interface of a container component).
+func withoutDag(comp *pipelinespec.ComponentSpec) *pipelinespec.ComponentSpec {
+	return &pipelinespec.ComponentSpec{
+		InputDefinitions:  comp.GetInputDefinitions(),
+		OutputDefinitions: comp.GetOutputDefinitions(),
+		Implementation:    &pipelinespec.ComponentSpec_ExecutorLabel{ExecutorLabel: comp.GetExecutorLabel()},
+	}
+}
+
+// withFlags returns ctx carrying Tekton's config with flags applied over
+// the defaults.
+func withFlags(ctx context.Context, flags map[string]string) (context.Context, error) {
+	ff, err := config.NewFeatureFlagsFromMap(flags)
+	if err != nil {
+		return nil, fmt.Errorf("feature flags: %w", err)
+	}
+	defaults, err := config.NewDefaultsFromMap(map[string]string{})
+	if err != nil {
+		return nil, err
+	}
+	return config.ToContext(ctx, &config.Config{FeatureFlags: ff, Defaults: defaults}), nil
+}
