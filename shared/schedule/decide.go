@@ -152,3 +152,8 @@ func acceptNew(rr api.RecurringRun, s Schedule, lo, to, now time.Time) []time.Ti
 	}
 	return append(missed, due...)
 }
+
+// NextDue is when a schedule with cursor c next needs a tick: its first slot after
+// c.Last within start/end (an owed slot, when there are any); zero when it never fires
+// again.
+func (s Schedule) NextDue(c Cursor) time.Time { return s.nextInBounds(c.Last) }

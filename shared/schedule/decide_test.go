@@ -129,13 +129,13 @@ func TestDecide(t *testing.T) {
 		created: "2026-01-01T09:59:30Z", ticks: gap,
 		want: [][]string{{"01-01 10:00:00"}, {"01-01 10:30:00", "01-01 11:00:00", "01-01 11:30:00", "01-01 12:00:00"}},
 	}, {
-		name: "past start_time backfills under catch-up all",
-		rr: rr(api.Trigger{CronSchedule: &api.CronSchedule{Cron: "0 * * * *", StartTime: &start}}),
+		name:    "past start_time backfills under catch-up all",
+		rr:      rr(api.Trigger{CronSchedule: &api.CronSchedule{Cron: "0 * * * *", StartTime: &start}}),
 		created: "2026-01-01T12:30:00Z", ticks: []tick{{at: "2026-01-01T12:31:00Z"}},
 		want: [][]string{{"01-01 11:00:00", "01-01 12:00:00"}},
 	}, {
-		name: "max_concurrency holds slots back until runs finish, even under catch-up none",
-		rr: rr(cronTrigger("* * * * *"), catchup(api.CatchupNone, 0), func(r *api.RecurringRun) { r.MaxConcurrency = 1 }),
+		name:    "max_concurrency holds slots back until runs finish, even under catch-up none",
+		rr:      rr(cronTrigger("* * * * *"), catchup(api.CatchupNone, 0), func(r *api.RecurringRun) { r.MaxConcurrency = 1 }),
 		created: "2026-01-01T09:59:30Z",
 		ticks: []tick{
 			{at: "2026-01-01T10:00:01Z"},
@@ -148,8 +148,8 @@ func TestDecide(t *testing.T) {
 		// 10:05 and 10:06 were due at 10:06:01 and are owed in turn.
 		want: [][]string{{"01-01 10:00:00"}, nil, nil, {"01-01 10:01:00"}, {"01-01 10:05:00"}},
 	}, {
-		name: "max_concurrency 2 fires two of a catch-up burst, the rest later",
-		rr: rr(cronTrigger("*/30 * * * *"), func(r *api.RecurringRun) { r.MaxConcurrency = 2 }),
+		name:    "max_concurrency 2 fires two of a catch-up burst, the rest later",
+		rr:      rr(cronTrigger("*/30 * * * *"), func(r *api.RecurringRun) { r.MaxConcurrency = 2 }),
 		created: "2026-01-01T09:59:30Z",
 		ticks: []tick{
 			{at: "2026-01-01T11:30:05Z"},
