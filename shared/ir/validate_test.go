@@ -400,13 +400,17 @@ func TestParseRejectsUnknownFields(t *testing.T) {
 		mutate: func(t testing.TB, s, _ map[string]any) { set(t, s, "root.dag.tasks.gen.retryPolicyX", 3) },
 		want:   []want{{"root.dag.tasks['gen'].retryPolicyX", `unknown field "retryPolicyX"`}},
 	}, {
-		name:   "unknown enum value",
-		mutate: func(t testing.TB, s, _ map[string]any) { set(t, s, "root.inputDefinitions.parameters.steps.parameterType", "TASK_CONFIG") },
-		want:   []want{{"root.inputDefinitions.parameters['steps'].parameterType", `unknown enum value TASK_CONFIG`}},
+		name: "unknown enum value",
+		mutate: func(t testing.TB, s, _ map[string]any) {
+			set(t, s, "root.inputDefinitions.parameters.steps.parameterType", "TASK_CONFIG")
+		},
+		want: []want{{"root.inputDefinitions.parameters['steps'].parameterType", `unknown enum value TASK_CONFIG`}},
 	}, {
-		name:   "in an executor",
-		mutate: func(t testing.TB, s, _ map[string]any) { set(t, s, "deploymentSpec.executors.exec-gen.container.gpus", 1) },
-		want:   []want{{"deploymentSpec.executors['exec-gen'].container.gpus", `unknown field "gpus"`}},
+		name: "in an executor",
+		mutate: func(t testing.TB, s, _ map[string]any) {
+			set(t, s, "deploymentSpec.executors.exec-gen.container.gpus", 1)
+		},
+		want: []want{{"deploymentSpec.executors['exec-gen'].container.gpus", `unknown field "gpus"`}},
 	}, {
 		name: "rejected newer-SDK field",
 		mutate: func(t testing.TB, s, _ map[string]any) {
