@@ -1,0 +1,135 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/argoproj/argo-workflows/v3/workflow/validate"
+
+	"github.com/pipefn/pipefn/shared/compile"
+	"github.com/pipefn/pipefn/shared/compile/argo"
+	"github.com/pipefn/pipefn/shared/ir"
+)
+
+// argoCorpusDir is <repo>/../shared/kfp-ir-corpus.
+func argoCorpusDir(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "kfp-ir-corpus")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("KFP IR corpus not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// argoNotPipelines are corpus files that are not compilable pipelines at
+// all: ir.Load rejects them (invalid inputs, platform-only documents).
+var argoNotPipelines = map[string]string{
+	"kfp__test_data__sdk_compiled_pipelines__invalid__empty_file.yaml":                                "negative test: empty file",
+	"kfp__test_data__sdk_compiled_pipelines__invalid__invalid_yaml.yaml":                              "negative test: unknown top-level key",
+	"kfp__test_data__sdk_compiled_pipelines__invalid__no_name.yaml":                                   "negative test: empty pipelineInfo.name",
+	"kfp-tekton__backend__src__v2__compiler__testdata__create_mount_delete_dynamic_pvc_platform.json": "platform spec only",
+	"kfp-tekton__backend__src__v2__compiler__testdata__create_pod_metadata.json":                      "platform spec only",
+}
+
+// argoCannotCompile lists valid pipelines the Argo compiler refuses, with the
+// error text it must give. Asserted, so a fix or a regression shows up.
+var argoCannotCompile = map[string]string{}
+
+type noWT struct{}
+
+func (noWT) Get(name string) (*wfv1.WorkflowTemplate, error) {
+	return nil, fmt.Errorf("unexpected WorkflowTemplate lookup %q", name)
+}
+
+type noCWT struct{}
+
+func (noCWT) Get(name string) (*wfv1.ClusterWorkflowTemplate, error) {
+	return nil, fmt.Errorf("unexpected ClusterWorkflowTemplate lookup %q", name)
+}
+
+func argoCompile(data []byte) (*wfv1.Workflow, error) {
+	p, err := ir.Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	params, err := p.BindParameters(nil)
+	if err != nil {
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	return argo.Compile(p, compile.Options{
+		RunID: "run-1", Team: "team-a", Namespace: "team-a", PipelineRoot: "s3://bucket/team-a",
+		Params: params, LauncherImage: "ghcr.io/pipefn/launcher:test",
+	})
+}
+
+// TestArgoCorpus compiles every valid corpus file and runs Argo's validator
+// on the result.
+func TestArgoCorpus(t *testing.T) {
+	dir := argoCorpusDir(t)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled, refused := 0, 0
+	seen := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == "SOURCE.md" {
+			continue
+		}
+		seen[name] = true
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reason, ok := argoNotPipelines[name]; ok {
+				if _, err := ir.Load(data); err == nil {
+					t.Fatalf("listed as not a pipeline (%s) but ir.Load accepts it", reason)
+				}
+				return
+			}
+			wf, err := argoCompile(data)
+			if want, ok := argoCannotCompile[name]; ok {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("want compile error containing %q, got %v", want, err)
+				}
+				refused++
+				return
+			}
+			if err != nil {
+				var ve *ir.ValidationError
+				if errors.As(err, &ve) {
+					t.Fatalf("ir rejects a valid corpus file: %v", err)
+				}
+				t.Fatalf("compile: %v", err)
+			}
+			if err := validate.ValidateWorkflow(noWT{}, noCWT{}, wf, nil, validate.ValidateOpts{}); err != nil {
+				t.Fatalf("Argo validation: %v", err)
+			}
+			compiled++
+		})
+	}
+	for _, m := range []map[string]string{argoNotPipelines, argoCannotCompile} {
+		for _, k := range slices.Sorted(func(yield func(string) bool) {
+			for k := range m {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			if !seen[k] {
+				t.Errorf("listed file %s is not in the corpus", k)
+			}
+		}
+	}
+	t.Logf("compiled and validated %d files, %d refused as listed", compiled, refused)
+}
