@@ -405,3 +405,43 @@ func isBlankYAML(s string) bool {
 	}
 	return true
 }
+
+// Documents returns each non-empty document of data (YAML or JSON) as
+// JSON, in order and uninterpreted: the first is the PipelineSpec or
+// PipelineJob, a second one the PlatformSpec. Fields are kept as written,
+// including those the protobuf types lack.
+func Documents(data []byte) ([]json.RawMessage, error) {
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, 0, len(docs))
+	for i, d := range docs {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// SpecJSON returns the PipelineSpec document of data as JSON, unwrapping a
+// PipelineJob, exactly as uploaded (fields the Go types lack are kept), for
+// storing a pipeline version verbatim.
+func SpecJSON(data []byte) (json.RawMessage, error) {
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, &ValidationError{Problems: []Problem{{Message: "empty document: no KFP IR found"}}}
+	}
+	doc := docs[0]
+	if spec, ok := doc["pipelineSpec"].(map[string]any); ok {
+		doc = spec
+	} else if isPlatformDoc(doc) {
+		return nil, errPlatformOnly
+	}
+	return json.Marshal(doc)
+}
