@@ -20,6 +20,9 @@ type result struct {
 	state   string
 	outputs launch.Outputs
 	err     string
+	// inherited marks a FAILED DAG, loop or iteration whose failure is a
+	// child's, so the run's error names the task that failed first.
+	inherited bool
 }
 
 // ok reports whether downstream tasks may consume the result.
@@ -187,7 +190,7 @@ func (r *runner) runDAG(ctx context.Context, comp *pipelinespec.ComponentSpec, d
 	case ctx.Err() != nil:
 		return result{state: StateCanceled, err: "run canceled"}
 	case len(failed) > 0:
-		return result{state: StateFailed, err: "failed tasks: " + strings.Join(failed, ", ")}
+		return result{state: StateFailed, err: "failed tasks: " + strings.Join(failed, ", "), inherited: true}
 	}
 	out, err := dagOutputs(comp.GetDag().GetOutputs(), nodes)
 	if err != nil {
@@ -229,6 +232,7 @@ func (t taskInfo) update(state string) TaskUpdate {
 func (r *runner) finalize(info taskInfo, res result, in launch.Inputs, start time.Time) result {
 	u := info.update(res.state)
 	u.Start, u.End, u.Inputs, u.Outputs, u.Error = start, r.opts.Now(), in, res.outputs, res.err
+	r.noteFailure(u, res)
 	r.report(u)
 	return res
 }

@@ -136,11 +136,12 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 			actx, cancel = context.WithTimeout(ctx, deadline)
 		}
 		env := launch.Env{
-			Store:    r.opts.Store,
-			WorkDir:  filepath.Join(r.opts.WorkDir, "tasks", safePath(info.id), "attempt-"+strconv.Itoa(attempt)),
-			Stdout:   logs,
-			Stderr:   logs,
-			ExtraEnv: extraEnv,
+			Store:       r.opts.Store,
+			WorkDir:     filepath.Join(r.opts.WorkDir, "tasks", safePath(info.id), "attempt-"+strconv.Itoa(attempt)),
+			Stdout:      logs,
+			Stderr:      logs,
+			ExtraEnv:    extraEnv,
+			GracePeriod: r.opts.GracePeriod,
 		}
 		var out launch.Outputs
 		err := os.MkdirAll(env.WorkDir, 0o755)
@@ -180,6 +181,7 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 func (r *runner) finalizeAttempt(info taskInfo, res result, in launch.Inputs, start time.Time, attempt int) result {
 	u := info.update(res.state)
 	u.Start, u.End, u.Inputs, u.Outputs, u.Error, u.Attempt = start, r.opts.Now(), in, res.outputs, res.err, attempt
+	r.noteFailure(u, res)
 	r.report(u)
 	return res
 }

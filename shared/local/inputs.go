@@ -1,15 +1,13 @@
 package local
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -33,8 +31,8 @@ func (r *runner) resolveInputs(sc *scope, t *pipelinespec.PipelineTaskSpec) (lau
 			continue
 		}
 		if sel := ps.GetParameterExpressionSelector(); sel != "" {
-			if v, err = selectValue(v, sel); err != nil {
-				return in, why, fmt.Errorf("input parameter %q: parameterExpressionSelector %q: %w", name, sel, err)
+			if v, err = ir.EvalParameterSelector(sel, v); err != nil {
+				return in, why, fmt.Errorf("input parameter %q: %w", name, err)
 			}
 		}
 		in.Params[name] = v
@@ -183,66 +181,6 @@ func withDefaults(comp *pipelinespec.ComponentSpec, in launch.Inputs, why map[st
 		return out, fmt.Errorf("required inputs have no value: %s", strings.Join(missing, "; "))
 	}
 	return out, nil
-}
-
-// selectorPattern matches the parameterExpressionSelector forms the KFP SDK
-// writes: parseJson(string_value) followed by [\"key\"] or [index] steps,
-// or a plain string_value. (KFP allows any CEL here; the SDK only ever
-// writes these, so pipefn interprets them directly instead of linking CEL.)
-var (
-	selectorPattern = regexp.MustCompile(`^\s*(parseJson\(\s*string_value\s*\)|string_value)\s*((?:\[\s*(?:"[^"]*"|'[^']*'|\d+)\s*\]\s*)*)$`)
-	selectorStep    = regexp.MustCompile(`\[\s*("[^"]*"|'[^']*'|\d+)\s*\]`)
-)
-
-// selectValue applies a parameterExpressionSelector to v. A non-string v is
-// treated as already-parsed JSON (loop items are values, not JSON text).
-func selectValue(v *structpb.Value, expr string) (*structpb.Value, error) {
-	m := selectorPattern.FindStringSubmatch(expr)
-	if m == nil {
-		return nil, fmt.Errorf("unsupported expression (pipefn supports parseJson(string_value)[\"key\"][0]...)")
-	}
-	cur := v
-	if strings.HasPrefix(m[1], "parseJson") {
-		if s, ok := v.GetKind().(*structpb.Value_StringValue); ok {
-			var x any
-			if err := json.Unmarshal([]byte(s.StringValue), &x); err != nil {
-				return nil, fmt.Errorf("value %q is not JSON: %w", truncate(s.StringValue, 80), err)
-			}
-			pv, err := structpb.NewValue(x)
-			if err != nil {
-				return nil, err
-			}
-			cur = pv
-		}
-	} else if len(m[2]) > 0 {
-		return nil, fmt.Errorf("indexing string_value needs parseJson(string_value)")
-	}
-	for _, step := range selectorStep.FindAllStringSubmatch(m[2], -1) {
-		key := step[1]
-		if key[0] == '"' || key[0] == '\'' {
-			key = key[1 : len(key)-1]
-			st := cur.GetStructValue()
-			if st == nil {
-				return nil, fmt.Errorf("field %q of a value that is not an object", key)
-			}
-			next, ok := st.GetFields()[key]
-			if !ok {
-				return nil, fmt.Errorf("object has no field %q", key)
-			}
-			cur = next
-			continue
-		}
-		i, _ := strconv.Atoi(key)
-		l := cur.GetListValue()
-		if l == nil {
-			return nil, fmt.Errorf("index [%d] of a value that is not a list", i)
-		}
-		if i >= len(l.GetValues()) {
-			return nil, fmt.Errorf("index [%d] out of range (list has %d items)", i, len(l.GetValues()))
-		}
-		cur = l.GetValues()[i]
-	}
-	return cur, nil
 }
 
 func truncate(s string, n int) string {

@@ -126,6 +126,9 @@ type Options struct {
 	// Parallelism bounds how many container tasks run at once in the whole
 	// run; 0 means the number of CPUs.
 	Parallelism int
+	// GracePeriod is how long a canceled or timed-out task gets between
+	// SIGTERM and SIGKILL; 0 keeps launch's default (10s).
+	GracePeriod time.Duration
 	// Warn receives one message per platform feature ignored locally.
 	Warn func(string)
 	// Getenv looks up host environment variables for secrets; nil is
@@ -241,13 +244,6 @@ func newRunner(ctx context.Context, p *ir.Pipeline, opts Options) (*runner, func
 
 // report forwards u to Options.Report, one call at a time.
 func (r *runner) report(u TaskUpdate) {
-	if u.State == StateFailed && u.Kind != KindDAG && u.Kind != KindLoop && u.Kind != KindIteration {
-		r.failMu.Lock()
-		if r.firstFail == "" {
-			r.firstFail = fmt.Sprintf("task %s failed: %s", u.TaskID, u.Error)
-		}
-		r.failMu.Unlock()
-	}
 	if r.opts.Report == nil {
 		return
 	}
@@ -255,6 +251,18 @@ func (r *runner) report(u TaskUpdate) {
 	r.reportMu.Lock()
 	defer r.reportMu.Unlock()
 	r.opts.Report(u)
+}
+
+// noteFailure remembers the first task that failed on its own account.
+func (r *runner) noteFailure(u TaskUpdate, res result) {
+	if res.state != StateFailed || res.inherited {
+		return
+	}
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	if r.firstFail == "" {
+		r.firstFail = fmt.Sprintf("task %s failed: %s", u.TaskID, u.Error)
+	}
 }
 
 func (r *runner) firstFailure() string {

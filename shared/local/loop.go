@@ -194,7 +194,7 @@ func (r *runner) runLoop(ctx context.Context, sc *scope, n *node, info taskInfo,
 	case ctx.Err() != nil:
 		return r.finalize(info, result{state: StateCanceled, err: "run canceled"}, in, start)
 	case len(failed) > 0:
-		return r.finalize(info, result{state: StateFailed, err: fmt.Sprintf("iterations %v failed", failed)}, in, start)
+		return r.finalize(info, result{state: StateFailed, err: fmt.Sprintf("iterations %v failed", failed), inherited: true}, in, start)
 	}
 	return r.finalize(info, result{state: StateSucceeded, outputs: collect(body, results)}, in, start)
 }
