@@ -354,3 +354,21 @@ func (s *Store) ActiveScheduleRuns(ctx context.Context, team, scheduleID string)
 	ids, err := s.rdb.SMembers(ctx, rrActiveKey(team, scheduleID)).Result()
 	return ids, redisErr("list active runs of recurring run "+scheduleID, err)
 }
+
+// ReadSchedules reads the given recurring runs with their cursors and active counts, as
+// DueRecurringRuns does (a tick re-reads the schedules whose commit was stale). Deleted
+// ones are left out.
+func (s *Store) ReadSchedules(ctx context.Context, team string, ids []string) ([]DueSchedule, error) {
+	if err := checkTeam(team); err != nil {
+		return nil, err
+	}
+	var out []DueSchedule
+	for start := 0; start < len(ids); start += tickBatch {
+		got, err := s.readSchedules(ctx, team, ids[start:min(start+tickBatch, len(ids))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}

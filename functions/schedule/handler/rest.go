@@ -1,0 +1,267 @@
+package handler
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/schedule"
+	"github.com/pipefn/pipefn/shared/state"
+)
+
+// TeamHeader names the request header that carries the team when no authenticating
+// front end sets it.
+const TeamHeader = "X-Pipefn-Team"
+
+// TeamFromRequest is the default team resolver: the X-Pipefn-Team header, else KFP's
+// namespace query parameter, else "default". Deployments with auth put a resolver in
+// front that derives the team from the caller's token.
+func TeamFromRequest(r *http.Request) (string, error) {
+	if t := r.Header.Get(TeamHeader); t != "" {
+		return t, nil
+	}
+	if t := r.URL.Query().Get("namespace"); t != "" {
+		return t, nil
+	}
+	return "default", nil
+}
+
+// maxBody bounds a create request; an inline pipeline_spec is the large part.
+const maxBody = 8 << 20
+
+// Routes mounts the recurring-run API on mux:
+//
+//	POST   /apis/v2beta1/recurringruns
+//	GET    /apis/v2beta1/recurringruns?page_size=&page_token=&sort_by=
+//	GET    /apis/v2beta1/recurringruns/{id}
+//	GET    /apis/v2beta1/recurringruns/{id}:next?count=N   (pipefn: coming fire times)
+//	DELETE /apis/v2beta1/recurringruns/{id}
+//	POST   /apis/v2beta1/recurringruns/{id}:enable
+//	POST   /apis/v2beta1/recurringruns/{id}:disable
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /apis/v2beta1/recurringruns", h.create)
+	mux.HandleFunc("GET /apis/v2beta1/recurringruns", h.list)
+	// A path wildcard is a whole segment, so "{id}:enable" arrives as one segment and
+	// the verb is split off here.
+	mux.HandleFunc("GET /apis/v2beta1/recurringruns/{id}", h.get)
+	mux.HandleFunc("DELETE /apis/v2beta1/recurringruns/{id}", h.delete)
+	mux.HandleFunc("POST /apis/v2beta1/recurringruns/{id}", h.verb)
+}
+
+// ServeHTTP serves the recurring-run API alone (Routes on a fresh mux).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	h.Routes(mux)
+	mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) team(r *http.Request) (string, error) {
+	resolve := h.Team
+	if resolve == nil {
+		resolve = TeamFromRequest
+	}
+	return resolve(r)
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes err as KFP does: {"code": <gRPC code>, "message": ...}.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := api.StatusOf(err)
+	if status >= 500 {
+		h.log().ErrorContext(r.Context(), "recurring run request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, api.Status{Code: code, Message: msg})
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	team, err := h.team(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		h.writeError(w, r, api.Errorf(api.KindInvalid, "reading request body: %v", err))
+		return
+	}
+	if len(body) > maxBody {
+		h.writeError(w, r, api.Errorf(api.KindTooLarge, "request body is larger than %d bytes", maxBody))
+		return
+	}
+	var rr api.RecurringRun
+	if err := json.Unmarshal(body, &rr); err != nil {
+		h.writeError(w, r, api.Errorf(api.KindInvalid, "request body is not a recurring run: %v", err))
+		return
+	}
+	// Server-owned fields are not taken from the client.
+	rr.CreatedAt, rr.UpdatedAt, rr.Status, rr.Error = time.Time{}, time.Time{}, "", nil
+	created, err := h.Store.CreateRecurringRun(r.Context(), team, rr)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, created)
+}
+
+// listResponse is KFP's ListRecurringRunsResponse.
+type listResponse struct {
+	RecurringRuns []api.RecurringRun `json:"recurringRuns"`
+	NextPageToken string             `json:"next_page_token,omitempty"`
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	team, err := h.team(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	opts := state.ListOptions{PageToken: q.Get("page_token"), SortBy: q.Get("sort_by")}
+	if s := q.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			h.writeError(w, r, api.Errorf(api.KindInvalid, "page_size %q: not a number", s))
+			return
+		}
+		opts.PageSize = n
+	}
+	rrs, next, err := h.Store.ListRecurringRuns(r.Context(), team, opts)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if rrs == nil {
+		rrs = []api.RecurringRun{}
+	}
+	writeJSON(w, http.StatusOK, listResponse{RecurringRuns: rrs, NextPageToken: next})
+}
+
+// splitVerb splits "{id}:verb".
+func splitVerb(seg string) (id, verb string) {
+	id, verb, _ = strings.Cut(seg, ":")
+	return id, verb
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	team, err := h.team(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	id, verb := splitVerb(r.PathValue("id"))
+	switch verb {
+	case "":
+		rr, err := h.Store.GetRecurringRun(r.Context(), team, id)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rr)
+	case "next":
+		h.next(w, r, team, id)
+	default:
+		h.writeError(w, r, api.Errorf(api.KindNotFound, "GET %s: unknown method %q", r.URL.Path, verb))
+	}
+}
+
+// nextResponse lists coming fire times.
+type nextResponse struct {
+	RecurringRunID string      `json:"recurring_run_id"`
+	TimeZone       string      `json:"time_zone,omitempty"`
+	NextFireTimes  []time.Time `json:"next_fire_times"`
+}
+
+// maxNext bounds :next?count=.
+const maxNext = 1000
+
+func (h *Handler) next(w http.ResponseWriter, r *http.Request, team, id string) {
+	count := 5
+	if s := r.URL.Query().Get("count"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxNext {
+			h.writeError(w, r, api.Errorf(api.KindInvalid, "count %q: must be a number from 1 to %d", s, maxNext))
+			return
+		}
+		count = n
+	}
+	rr, err := h.Store.GetRecurringRun(r.Context(), team, id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp := nextResponse{RecurringRunID: id, TimeZone: rr.TimeZone, NextFireTimes: []time.Time{}}
+	if rr.Mode != api.ModeDisable {
+		sch, err := schedule.Parse(rr.Trigger, rr.TimeZone)
+		if err != nil {
+			h.writeError(w, r, fmt.Errorf("recurring run %s: stored trigger does not parse: %w", id, err))
+			return
+		}
+		// Far enough for any schedule that fires at all; Slots stops at count.
+		now := h.now()
+		for _, t := range sch.Slots(now, now.AddDate(10, 0, 0), count) {
+			resp.NextFireTimes = append(resp.NextFireTimes, t.In(sch.Location()))
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	team, err := h.team(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	id, verb := splitVerb(r.PathValue("id"))
+	if verb != "" {
+		h.writeError(w, r, api.Errorf(api.KindNotFound, "DELETE %s: unknown method %q", r.URL.Path, verb))
+		return
+	}
+	if err := h.Store.DeleteRecurringRun(r.Context(), team, id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (h *Handler) verb(w http.ResponseWriter, r *http.Request) {
+	team, err := h.team(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	id, verb := splitVerb(r.PathValue("id"))
+	var mode string
+	switch verb {
+	case "enable":
+		mode = api.ModeEnable
+	case "disable":
+		mode = api.ModeDisable
+	default:
+		h.writeError(w, r, api.Errorf(api.KindNotFound, "POST %s: unknown method %q (want :enable or :disable)", r.URL.Path, verb))
+		return
+	}
+	if _, err := h.Store.SetRecurringRunMode(r.Context(), team, id, mode); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
