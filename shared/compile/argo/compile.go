@@ -421,18 +421,6 @@ func (c *compiler) emitTask(s *scope, tn *namer, irName string, task *pipelinesp
 	if err != nil {
 		return nil, false, err
 	}
-	// Dependencies: explicit plus every producer, deduplicated, sorted.
-	depSet := map[string]bool{}
-	for _, d := range append(slices.Clone(task.GetDependentTasks()), ti.deps...) {
-		if _, ok := s.taskNames[d]; !ok {
-			return nil, false, fmt.Errorf("argo: %s.dependentTasks: task %q is not in the same DAG", where, d)
-		}
-		depSet[d] = true
-	}
-	var deps []string
-	for _, d := range slices.Sorted(maps.Keys(depSet)) {
-		deps = append(deps, s.taskNames[d])
-	}
 	allCompleted := false
 	switch st := task.GetTriggerPolicy().GetStrategy(); st {
 	case pipelinespec.PipelineTaskSpec_TriggerPolicy_TRIGGER_STRATEGY_UNSPECIFIED, pipelinespec.PipelineTaskSpec_TriggerPolicy_ALL_UPSTREAM_TASKS_SUCCEEDED:
@@ -459,6 +447,18 @@ func (c *compiler) emitTask(s *scope, tn *namer, irName string, task *pipelinesp
 	}
 	if err != nil {
 		return nil, false, err
+	}
+	// Dependencies: explicit plus every producer, deduplicated, sorted.
+	depSet := map[string]bool{}
+	for _, d := range append(slices.Clone(task.GetDependentTasks()), ti.deps...) {
+		if _, ok := s.taskNames[d]; !ok {
+			return nil, false, fmt.Errorf("argo: %s.dependentTasks: task %q is not in the same DAG", where, d)
+		}
+		depSet[d] = true
+	}
+	var deps []string
+	for _, d := range slices.Sorted(maps.Keys(depSet)) {
+		deps = append(deps, s.taskNames[d])
 	}
 
 	out := []wfv1.DAGTask{}

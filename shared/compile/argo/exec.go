@@ -79,6 +79,11 @@ func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticI
 		if ctr.GetLifecycle() != nil {
 			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.container.lifecycle: container lifecycle hooks are not supported", execWhere)
 		}
+		if img := ctr.GetImage(); strings.HasPrefix(img, "argostub/") {
+			// kfp-kubernetes CreatePVC/DeletePVC: KFP's own backends turn these
+			// into Kubernetes API calls; running the stub image would do nothing.
+			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.container.image: %q is a kfp-kubernetes stub (CreatePVC/DeletePVC), which pipefn's Argo backend does not implement yet", execWhere, img)
+		}
 		cfg.Container = launch.ContainerFromSpec(ctr)
 		main := &apiv1.Container{
 			Name:         "main",
@@ -99,7 +104,7 @@ func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticI
 		if err := c.resources(execWhere, label, ctr, ti, main, patch); err != nil {
 			return wfv1.DAGTask{}, err
 		}
-		if err := c.kubernetes(label, ti, &tmpl, &args, patch); err != nil {
+		if err := c.kubernetes(s, label, ti, &tmpl, &args, patch); err != nil {
 			return wfv1.DAGTask{}, err
 		}
 		tmpl.PodSpecPatch = patch.render()

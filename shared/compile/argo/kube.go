@@ -100,7 +100,7 @@ func quote(s string) string {
 
 // kubernetes applies the executor's kfp-kubernetes settings to tmpl. Names
 // that come from task inputs become extra template inputs (k-0, k-1, ...).
-func (c *compiler) kubernetes(label string, ti *taskInputs, tmpl *wfv1.Template, args *[]wfv1.Parameter, patch *podPatch) error {
+func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1.Template, args *[]wfv1.Parameter, patch *podPatch) error {
 	k := c.executorConfig(label)
 	if c.p.Kubernetes != nil && c.p.Kubernetes.PipelineConfig != nil && c.p.Kubernetes.PipelineConfig.Workspace != nil {
 		return fmt.Errorf("argo: platforms.kubernetes.pipelineConfig.workspace: a run workspace volume is not supported by pipefn's Argo backend")
@@ -133,16 +133,30 @@ func (c *compiler) kubernetes(label string, ti *taskInputs, tmpl *wfv1.Template,
 				return string(b), false, nil
 			}
 		case ref.ComponentInputParameter != "":
-			v, ok := ti.params[ref.ComponentInputParameter]
-			if !ok {
-				return "", false, fmt.Errorf("argo: %s: refers to input %q, which the task does not set", path, ref.ComponentInputParameter)
+			// kfp-kubernetes names an input of the enclosing DAG.
+			var v string
+			switch {
+			case s.params[ref.ComponentInputParameter]:
+				v = "{{inputs.parameters." + launch.ParamResult(ref.ComponentInputParameter) + "}}"
+			case ti.params[ref.ComponentInputParameter] != "":
+				v = ti.params[ref.ComponentInputParameter]
+			default:
+				return "", false, fmt.Errorf("argo: %s: refers to input %q, which has no value here", path, ref.ComponentInputParameter)
 			}
 			name := "k-" + strconv.Itoa(extra)
 			extra++
 			*args = append(*args, wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr(v)})
 			return "{{inputs.parameters." + name + "}}", true, nil
 		case ref.TaskOutputParameter != nil:
-			return "", false, fmt.Errorf("argo: %s: a value from task %q must be passed to the task as an input (the SDK does this for current versions)", path, ref.TaskOutputParameter.ProducerTask)
+			an, ok := s.taskNames[ref.TaskOutputParameter.ProducerTask]
+			if !ok {
+				return "", false, fmt.Errorf("argo: %s: producer task %q is not in the same DAG", path, ref.TaskOutputParameter.ProducerTask)
+			}
+			ti.deps = append(ti.deps, ref.TaskOutputParameter.ProducerTask)
+			name := "k-" + strconv.Itoa(extra)
+			extra++
+			*args = append(*args, wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr("{{tasks." + an + ".outputs.parameters." + launch.ParamResult(ref.TaskOutputParameter.OutputParameterKey) + "}}")})
+			return "{{inputs.parameters." + name + "}}", true, nil
 		}
 		return "", false, fmt.Errorf("argo: %s: empty reference", path)
 	}
@@ -150,11 +164,7 @@ func (c *compiler) kubernetes(label string, ti *taskInputs, tmpl *wfv1.Template,
 	// task's own inputs when the SDK also passed the value in.
 	for i, m := range k.PvcMount {
 		path := fmt.Sprintf("%s.pvcMount[%d]", where, i)
-		ref := m.NameRef()
-		if ref != nil && ref.TaskOutputParameter != nil {
-			ref = taskOutputAsInput(ref, ti)
-		}
-		name, _, err := value(path, ref, "")
+		name, _, err := value(path, m.NameRef(), "")
 		if err != nil {
 			return err
 		}
@@ -393,20 +403,6 @@ func (c *compiler) kubernetes(label string, ti *taskInputs, tmpl *wfv1.Template,
 		return fmt.Errorf("argo: %s.podResourceClaims: Dynamic Resource Allocation claims are not supported", where)
 	}
 	return nil
-}
-
-// taskOutputAsInput maps an old-SDK taskOutputParameter PVC reference onto
-// the task input that carries the same value (the SDK passes it as
-// pipelinechannel--<task>-<key>), so Argo sees it through the task's args.
-func taskOutputAsInput(ref *ir.ParamRef, ti *taskInputs) *ir.ParamRef {
-	want := "{{tasks."
-	for n, v := range ti.params {
-		if strings.HasPrefix(v, want) && strings.HasSuffix(v, ".outputs.parameters."+launch.ParamResult(ref.TaskOutputParameter.OutputParameterKey)+"}}") &&
-			strings.Contains(n, ref.TaskOutputParameter.ProducerTask) {
-			return &ir.ParamRef{ComponentInputParameter: n}
-		}
-	}
-	return ref
 }
 
 type valueFunc func(path string, ref *ir.ParamRef, static string) (string, bool, error)
