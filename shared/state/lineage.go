@@ -61,9 +61,7 @@ return 1`)
 
 // unavailable wraps a Redis failure: transient, so an event handler lets it be retried,
 // and its text (addresses) stays out of API answers.
-func unavailable(op string, err error) error {
-	return &api.Error{Kind: api.KindUnavailable, Message: "lineage store unavailable (" + op + ")", Err: err}
-}
+func unavailable(op string, err error) error { return redisErr("lineage: "+op, err) }
 
 // RecordTaskFinished writes one finished task into the lineage graph of team in one
 // MULTI/EXEC transaction. Every write is idempotent (SET NX, SADD, ZADD NX, monotonic
@@ -77,8 +75,8 @@ func (s *Store) RecordTaskFinished(ctx context.Context, team string, tf lineage.
 // RecordTasksFinished writes several finished tasks in one round trip and one
 // transaction (bulk import, benchmarks). See RecordTaskFinished.
 func (s *Store) RecordTasksFinished(ctx context.Context, team string, tfs []lineage.TaskFinished) error {
-	if team == "" {
-		return api.Errorf(api.KindInvalid, "lineage: team is empty")
+	if err := checkTeam(team); err != nil {
+		return err
 	}
 	for i := range tfs {
 		if err := tfs[i].Normalize(); err != nil {
@@ -250,6 +248,9 @@ func mgetJSON[T any](ctx context.Context, s *Store, team, kind string, ids []str
 // RunArtifacts lists the artifacts written by the executions of run runID, oldest first,
 // each with its producer. An unknown run has none.
 func (s *Store) RunArtifacts(ctx context.Context, team, runID string) ([]lineage.ArtifactDetail, error) {
+	if err := checkTeam(team); err != nil {
+		return nil, err
+	}
 	ids, err := s.rdb.ZRange(ctx, linKey(team, "run-arts", runID), 0, -1).Result()
 	if err != nil {
 		return nil, unavailable("run artifacts", err)
@@ -285,6 +286,9 @@ func (s *Store) RunArtifacts(ctx context.Context, team, runID string) ([]lineage
 
 // RunExecutions lists the executions of run runID in the order they ended.
 func (s *Store) RunExecutions(ctx context.Context, team, runID string) ([]lineage.Execution, error) {
+	if err := checkTeam(team); err != nil {
+		return nil, err
+	}
 	ids, err := s.rdb.ZRange(ctx, linKey(team, "run-exes", runID), 0, -1).Result()
 	if err != nil {
 		return nil, unavailable("run executions", err)
@@ -304,6 +308,9 @@ func (s *Store) RunExecutions(ctx context.Context, team, runID string) ([]lineag
 
 // GetArtifact returns artifact id with its producer and its consumers (sorted by id).
 func (s *Store) GetArtifact(ctx context.Context, team, id string) (lineage.ArtifactDetail, error) {
+	if err := checkTeam(team); err != nil {
+		return lineage.ArtifactDetail{}, err
+	}
 	var (
 		artCmd  *redis.StringCmd
 		prodCmd *redis.StringCmd
@@ -357,6 +364,9 @@ func (s *Store) GetArtifact(ctx context.Context, team, id string) (lineage.Artif
 
 // ArtifactsByURI returns the artifacts recorded at uri (none is not an error).
 func (s *Store) ArtifactsByURI(ctx context.Context, team, uri string) ([]lineage.Artifact, error) {
+	if err := checkTeam(team); err != nil {
+		return nil, err
+	}
 	ids, err := s.rdb.SMembers(ctx, linKey(team, "uri", uri)).Result()
 	if err != nil {
 		return nil, unavailable("artifacts by uri", err)
@@ -379,6 +389,9 @@ func (s *Store) ArtifactsByURI(ctx context.Context, team, uri string) ([]lineage
 // maxAge above zero rejects an execution that finished longer ago than that (by the
 // store's clock). ok is false on a miss.
 func (s *Store) CacheLookup(ctx context.Context, team, key string, maxAge time.Duration) (lineage.CacheHit, bool, error) {
+	if err := checkTeam(team); err != nil {
+		return lineage.CacheHit{}, false, err
+	}
 	vals, err := s.rdb.HMGet(ctx, linKey(team, "cache", key), "exe", "at").Result()
 	if err != nil {
 		return lineage.CacheHit{}, false, unavailable("cache lookup", err)

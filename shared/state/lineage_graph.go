@@ -20,6 +20,9 @@ import (
 // adding nodes at lineage.MaxNodes and then reports Truncated. An unknown start is
 // api.KindNotFound; nodes and edges come back sorted (by depth, then id; by from, to).
 func (s *Store) Lineage(ctx context.Context, team, startID string, dir lineage.Direction, depth int) (lineage.Graph, error) {
+	if err := checkTeam(team); err != nil {
+		return lineage.Graph{}, err
+	}
 	switch {
 	case !lineage.IsArtifactID(startID) && !lineage.IsExecutionID(startID):
 		return lineage.Graph{}, api.Errorf(api.KindInvalid, "lineage: %q is neither an artifact (art-...) nor an execution (exe-...) id", startID)
