@@ -21,7 +21,48 @@ import (
 // purpose, each with a fragment of the error it must give and why. A file
 // listed here that starts compiling, or that fails differently, fails the
 // test, so the list cannot go stale.
-var tektonExpectedErrors = map[string]struct{ contains, why string }{}
+var tektonExpectedErrors = map[string]struct{ contains, why string }{
+	"kfp-tekton__frontend__mock-backend__data__v2__pipeline__pipeline_with_loops_and_conditions.json":          {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp-tekton__frontend__mock-backend__data__v2__pipeline__pipeline_with_loops_and_conditions.yaml":          {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp-tekton__frontend__src__data__test__pipeline_with_loops_and_conditions.yaml":                           {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__cross_loop_after_topology.yaml":                            {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__if_elif_else_complex.yaml":                                 {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__if_elif_else_with_oneof_parameters.yaml":                   {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp-tekton__sdk__python__test_data__pipelines__if_else_with_oneof_artifacts.yaml":                         {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp-tekton__sdk__python__test_data__pipelines__if_else_with_oneof_parameters.yaml":                        {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__artifacts_complex.yaml":                {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__nested_with_parameters.yaml":           {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__parameters_complex.yaml":               {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__pipeline_producer_consumer.yaml":       {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_as_exit_task.yaml":                                {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_loops_and_conditions.yaml":                   {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_nested_loops.yaml":                           {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_parallelfor_list_artifacts.yaml":             {"ParallelFor over artifacts", "ParallelFor over a list of artifacts: not supported yet"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_parallelfor_parallelism.yaml":                {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__frontend__mock-backend__data__v2__pipeline__pipeline_with_loops_and_conditions.json":                 {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp__frontend__mock-backend__data__v2__pipeline__pipeline_with_loops_and_conditions.yaml":                 {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp__frontend__src__data__test__pipeline_with_loops_and_conditions.yaml":                                  {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__artifacts_complex.yaml":                                    {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__if_else_with_oneof_artifacts.yaml":               {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__parameter_oneof.yaml":                            {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml":           {"downloadToWorkspace", "importer download to a workspace PVC: pipefn has no workspace on Tekton"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__cross_loop_after_topology.yaml":                            {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__if_elif_else_complex.yaml":                                 {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__if_elif_else_with_oneof_parameters.yaml":                   {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__if_else_with_oneof_artifacts.yaml":                         {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__if_else_with_oneof_parameters.yaml":                        {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__local_execution__local_execution_pipeline_with_oneof.yaml": {"OneOf output", "dsl.OneOf: a Tekton task consuming results of a skipped task is skipped itself"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__nested_with_parameters.yaml":                               {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__parameters_complex.yaml":                                   {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_as_exit_task.yaml":                                {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_producer_consumer.yaml":                           {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_loops_and_conditions.yaml":                   {"ParallelFor under a per-iteration condition", "a loop inside a loop body (behind a condition): Tekton cannot nest a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_nested_loops.yaml":                           {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_parallelfor_list_artifacts_GH-12033.yaml":    {"ParallelFor over artifacts", "ParallelFor over a list of artifacts: not supported yet"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_parallelfor_parallelism.yaml":                {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_parallelfor_pipeline_param.yaml":             {"nested ParallelFor", "Tekton cannot nest a matrix inside a matrix"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_string_machine_fields_task_output.yaml":      {"only known at run time", "resources from an upstream task output: Tekton cannot set step resources from results"},
+}
 
 // tektonCorpusDir finds <repo>/../shared/kfp-ir-corpus.
 func tektonCorpusDir(tb testing.TB) string {
@@ -74,7 +115,8 @@ func tektonCorpus(tb testing.TB) (map[string]*ir.Pipeline, map[string][]byte) {
 }
 
 // requiredParams gives every required root parameter without a default a
-// value of its type, as a caller binding the run would.
+// value of its type, and every required root input artifact a URI, as a
+// caller binding the run would.
 func requiredParams(p *ir.Pipeline) map[string]*structpb.Value {
 	out := map[string]*structpb.Value{}
 	for name, spec := range p.Spec.GetRoot().GetInputDefinitions().GetParameters() {
@@ -97,6 +139,12 @@ func requiredParams(p *ir.Pipeline) map[string]*structpb.Value {
 			out[name] = structpb.NewStructValue(st)
 		default:
 			out[name] = structpb.NewStringValue("value")
+		}
+	}
+	// A required root input artifact is bound by its URI.
+	for name, spec := range p.Spec.GetRoot().GetInputDefinitions().GetArtifacts() {
+		if !spec.GetIsOptional() {
+			out[name] = structpb.NewStringValue("s3://bucket/inputs/" + name)
 		}
 	}
 	return out

@@ -141,7 +141,7 @@ type compiler struct {
 	params   []tektonv1.ParamSpec
 	values   tektonv1.Params
 
-	rootVals  map[string]*structpb.Value
+	rootVals map[string]*structpb.Value
 
 	unbounded []string
 	backoff   map[string]bool
@@ -202,6 +202,7 @@ type scope struct {
 	params    map[string]*source
 	artifacts map[string]*source
 	when      tektonv1.WhenExpressions
+	guards    []*source // per-iteration conditions (results of matrixed cond tasks)
 	runAfter  []string
 	loop      *loopCtx
 	root      bool
@@ -237,8 +238,20 @@ func (c *compiler) rootScope() *scope {
 		c.values = append(c.values, tektonv1.Param{Name: name, Value: *tektonv1.NewStructuredValues(enc)})
 		s.params[name] = &source{kind: srcRoot, root: name, typ: paramType(spec)}
 	}
+	// A root input artifact is bound by its URI, given as a string in
+	// Options.Params under the artifact's name.
 	for _, name := range sortedKeys(defs.GetArtifacts()) {
-		s.artifacts[name] = &source{kind: srcMissing, lit: fmt.Sprintf("root input artifact %q: pipefn runs have no way to bind pipeline-level input artifacts (use an importer)", name)}
+		uri := c.opts.Params[name].GetStringValue()
+		switch {
+		case uri != "":
+			c.params = append(c.params, tektonv1.ParamSpec{Name: name, Type: tektonv1.ParamTypeString})
+			c.values = append(c.values, tektonv1.Param{Name: name, Value: *tektonv1.NewStructuredValues(uri)})
+			s.artifacts[name] = &source{kind: srcRoot, root: name}
+		case defs.GetArtifacts()[name].GetIsOptional():
+			s.artifacts[name] = nil
+		default:
+			s.artifacts[name] = &source{kind: srcMissing, lit: fmt.Sprintf("root input artifact %q is required: bind its URI as a string in the run parameters", name)}
+		}
 	}
 	return s
 }
@@ -311,6 +324,11 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 		return nil
 	}
 
+	if finally && comp.GetDag() != nil {
+		c.errorf(where, "an exit task that is itself a pipeline cannot be compiled to Tekton: its tasks would all be finally tasks, which can neither follow nor read results of one another")
+		return nil
+	}
+
 	// Upstream tasks: explicit dependencies plus those whose outputs we read.
 	runAfter := append([]string(nil), s.runAfter...)
 	for _, dep := range t.GetDependentTasks() {
@@ -332,15 +350,27 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 
 	params, artifacts := c.resolveInputs(s, t, where)
 	when := append(tektonv1.WhenExpressions(nil), s.when...)
+	guards := s.guards
 
 	if cond := t.GetTriggerPolicy().GetCondition(); cond != "" {
-		condName := c.condTask(s, path, comp, t, cond, params, runAfter, when, where)
-		if condName != "" {
+		condName, perIteration := c.condTask(s, path, comp, t, cond, params, runAfter, when, where)
+		switch {
+		case condName == "":
+		case perIteration:
+			guards = append(append([]*source(nil), guards...), &source{kind: srcResult, task: condName, result: condResult, loop: s.loop, typ: pipelinespec.ParameterType_STRING})
+		default:
 			when = append(when, tektonv1.WhenExpression{
 				Input: "$(tasks." + condName + ".results." + condResult + ")", Operator: "in", Values: []string{"true"},
 			})
 		}
 	}
+	if len(guards) > 0 && (t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil) {
+		c.errorf(where, "ParallelFor under a per-iteration condition cannot be compiled to Tekton")
+		return nil
+	}
+	gs := *s
+	gs.guards = guards
+	s = &gs
 
 	if t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil {
 		return c.loop(s, path, comp, t, params, artifacts, runAfter, when, where)
@@ -492,11 +522,15 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 	child := &scope{
 		path: path, irPath: where + "(" + "dag" + ")", dag: comp.GetDag(),
 		params: map[string]*source{}, artifacts: map[string]*source{},
-		when: when, runAfter: runAfter, loop: loop,
+		when: when, guards: s.guards, runAfter: runAfter, loop: loop,
 		done: map[string]*taskOut{}, busy: map[string]bool{},
 	}
-	for name := range comp.GetInputDefinitions().GetParameters() {
+	for name, def := range comp.GetInputDefinitions().GetParameters() {
 		child.params[name] = params[name]
+		if params[name] == nil && def.GetDefaultValue() != nil {
+			// An unbound DAG input takes its default, as in the KFP driver.
+			child.params[name] = &source{kind: srcConst, val: def.GetDefaultValue(), typ: paramType(def)}
+		}
 	}
 	for name := range comp.GetInputDefinitions().GetArtifacts() {
 		child.artifacts[name] = artifacts[name]
@@ -714,4 +748,3 @@ func Validate(ctx context.Context, pr *tektonv1.PipelineRun, flags map[string]st
 	}
 	return nil
 }
-

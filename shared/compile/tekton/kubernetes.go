@@ -247,7 +247,8 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 		}
 		src := c.paramSource(s, spec, where+"."+field)
 		if src == nil {
-			fail("%s: no value", field)
+			// An optional input left unbound drops the setting, as the KFP
+			// driver does.
 			return "", false
 		}
 		if v, ok := c.constant(src); ok {
@@ -276,6 +277,9 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 			return "", false
 		}
 		src := c.paramSource(s, spec, where+"."+field)
+		if src == nil {
+			return "", false // optional and unbound: the setting is dropped
+		}
 		v, ok := c.constant(src)
 		if !ok {
 			fail("%s: only known at run time; Tekton does not substitute parameters into pod templates", field)

@@ -54,6 +54,11 @@ type taskConfig struct {
 	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
 	// ListInputs describes every --list-param / --list-artifact input.
 	ListInputs map[string]listInput `json:"listInputs,omitempty"`
+	// Guards name --list-param inputs holding per-iteration condition
+	// results ("true"/"false"); unless all are "true" for this iteration the
+	// launcher skips the user command, writes empty results (cond writes
+	// ok=false) and reports the task SKIPPED.
+	Guards []string `json:"guards,omitempty"`
 	// Selectors maps an input to the parameterExpressionSelector applied to
 	// the value it receives.
 	Selectors map[string]string `json:"selectors,omitempty"`

@@ -114,6 +114,16 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 	}
 }
 
+// guard passes the per-iteration condition results the task depends on;
+// the launcher skips the iteration unless every one is "true".
+func (b *binding) guard(guards []*source) {
+	for i, g := range guards {
+		name := fmt.Sprintf("pf-guard-%d", i)
+		b.bind(name, g, false, pipelinespec.ParameterType_STRING)
+		b.cfg.Guards = append(b.cfg.Guards, name)
+	}
+}
+
 // executorTask compiles a container or importer task.
 func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec,
 	params, artifacts map[string]*source, runAfter []string, when tektonv1.WhenExpressions, finally bool, where string) *taskOut {
@@ -136,6 +146,7 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 	}
 	b := c.newBinding(where, s.loop, finally, &cfg)
 	b.srcs = params
+	b.guard(s.guards)
 	inDefs := comp.GetInputDefinitions()
 	for _, in := range sortedKeys(params) {
 		typ := pipelinespec.ParameterType_STRING
@@ -287,39 +298,52 @@ func (c *compiler) importerSpec(imp *pipelinespec.PipelineDeploymentConfig_Impor
 }
 
 // condTask adds "<task>-cond", which evaluates the trigger condition of t
-// over t's parameter inputs, and returns its name ("" on error).
+// over t's parameter inputs. It returns the task's name ("" on error) and
+// whether it runs per loop iteration: a condition inside a ParallelFor body
+// that reads the iteration is matrixed like the body, and since a Tekton
+// when expression applies to a whole matrix, its guarded tasks skip
+// themselves per iteration in the launcher instead (TaskConfig.Guards).
 func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec, cond string,
-	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) string {
+	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) (string, bool) {
 	name := c.names.name(path, "cond")
 	cfg := taskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-cond", PipelineRoot: c.pipelineRoot(), Condition: cond, ParamTypes: map[string]string{}}
-	// The condition is evaluated once for all iterations, so it must not
-	// depend on the iteration.
-	b := c.newBinding(where+".triggerPolicy", nil, false, &cfg)
-	for _, in := range sortedKeys(params) {
-		src := params[in]
-		if src != nil && s.loop != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop == s.loop)) {
-			c.errorf(where+".triggerPolicy.condition", "condition depends on the ParallelFor iteration (input %q); Tekton when expressions apply to a whole matrix", in)
-			return ""
+	var loop *loopCtx
+	if s.loop != nil {
+		for _, src := range params {
+			if src != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop == s.loop)) {
+				loop = s.loop
+			}
 		}
+		if len(s.guards) > 0 {
+			loop = s.loop
+		}
+	}
+	b := c.newBinding(where+".triggerPolicy", loop, false, &cfg)
+	for _, in := range sortedKeys(params) {
 		typ := pipelinespec.ParameterType_STRING
 		if d, ok := comp.GetInputDefinitions().GetParameters()[in]; ok {
 			typ = paramType(d)
 		}
 		cfg.ParamTypes[in] = typ.String()
-		b.bind(in, src, false, typ)
+		b.bind(in, params[in], false, typ)
 	}
+	b.guard(s.guards)
 	spec, err := c.launcherSpec("cond", b)
 	if err != nil {
 		c.errorf(where, "%v", err)
-		return ""
+		return "", false
 	}
 	spec.Results = []tektonv1.TaskResult{{Name: condResult, Type: tektonv1.ResultsTypeString}}
 	spec.Params = b.taskParams()
-	c.tasks = append(c.tasks, tektonv1.PipelineTask{
+	pt := tektonv1.PipelineTask{
 		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
 		Params: b.ptParams, When: when, RunAfter: dedupe(append([]string(nil), runAfter...), name),
-	})
-	return name
+	}
+	if loop != nil {
+		pt.Matrix = &tektonv1.Matrix{Params: tektonv1.Params{loop.matrix}}
+	}
+	c.tasks = append(c.tasks, pt)
+	return name, loop != nil
 }
 
 // itemsTask adds "<loop>-items", which turns the JSON list src into the
