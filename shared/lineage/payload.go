@@ -2,7 +2,6 @@ package lineage
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,12 +151,20 @@ func validDigest(d string) bool {
 	return ok && validKey(h)
 }
 
-func validKey(k string) bool {
+func validKey(k string) bool { return ValidCacheKey(k) }
+
+// ValidCacheKey reports whether k has the shape CacheKey returns: 64 lower-case hex
+// characters.
+func ValidCacheKey(k string) bool {
 	if len(k) != 64 {
 		return false
 	}
-	_, err := hex.DecodeString(k)
-	return err == nil
+	for _, c := range k {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // wireTaskFinished is the JSON data of dev.pipefn.task.finished.v1 as shared/events
