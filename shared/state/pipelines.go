@@ -220,7 +220,9 @@ func (s *Store) CreatePipelineVersion(ctx context.Context, team string, v api.Pi
 	if err != nil {
 		return api.PipelineVersion{}, fmt.Errorf("encode pipeline version %s: %w", v.PipelineVersionID, err)
 	}
-	pk := func(parts ...string) string { return key(team, append([]string{"pv", v.PipelineVersionID}, parts...)...) }
+	pk := func(parts ...string) string {
+		return key(team, append([]string{"pv", v.PipelineVersionID}, parts...)...)
+	}
 	res, err := createVersionScript.Run(ctx, s.rdb,
 		[]string{key(team, "pipeline", v.PipelineID), key(team, "pipeline", v.PipelineID, "versions", "byname"),
 			key(team, "pipeline", v.PipelineID, "versions", "idx"), pk(), pk("ir"), pk("spec")},

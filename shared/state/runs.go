@@ -125,11 +125,37 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 	if err := checkID("experiment", r.ExperimentID); err != nil {
 		return api.Run{}, false, err
 	}
+	r, keys, args, err := s.prepareRun(team, r, opts)
+	if err != nil {
+		return api.Run{}, false, err
+	}
+	res, err := createRunScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return api.Run{}, false, redisErr("create run "+r.RunID, err)
+	}
+	code, _ := res[0].(int64)
+	id, _ := res[1].(string)
+	switch code {
+	case -1:
+		return api.Run{}, false, api.Errorf(api.KindConflict, "run id %s already exists in team %s", id, team)
+	case 0:
+		existing, err := s.GetRun(ctx, team, id)
+		return existing, false, err
+	}
+	if err := s.addTeam(ctx, team); err != nil {
+		return api.Run{}, false, err
+	}
+	return r, true, nil
+}
+
+// prepareRun fills r's creation defaults and builds createRunScript's keys and arguments.
+// r.ExperimentID must be set.
+func (s *Store) prepareRun(team string, r api.Run, opts CreateRunOptions) (api.Run, []string, []any, error) {
 	pv := ""
 	if r.PipelineVersionReference != nil && r.PipelineVersionReference.PipelineVersionID != "" {
 		pv = r.PipelineVersionReference.PipelineVersionID
 		if err := checkID("pipeline version", pv); err != nil {
-			return api.Run{}, false, err
+			return api.Run{}, nil, nil, err
 		}
 	}
 	now := s.now()
@@ -148,7 +174,7 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 	spec.State, spec.StorageState, spec.Attempt, spec.FinishedAt, spec.Error, spec.StateHistory = "", "", 0, nil, nil, nil
 	specJS, err := json.Marshal(spec)
 	if err != nil {
-		return api.Run{}, false, fmt.Errorf("encode run %s: %w", r.RunID, err)
+		return api.Run{}, nil, nil, fmt.Errorf("encode run %s: %w", r.RunID, err)
 	}
 	histJS, _ := json.Marshal(r.StateHistory)
 	errJS := ""
@@ -171,23 +197,7 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 	}
 	keys := append([]string{key(team, "run", r.RunID), key(team, "run", r.RunID, "events")},
 		runIndexKeys(team, r.State, r.StorageState, r.ExperimentID, pv)...)
-	res, err := createRunScript.Run(ctx, s.rdb, keys, args...).Slice()
-	if err != nil {
-		return api.Run{}, false, redisErr("create run "+r.RunID, err)
-	}
-	code, _ := res[0].(int64)
-	id, _ := res[1].(string)
-	switch code {
-	case -1:
-		return api.Run{}, false, api.Errorf(api.KindConflict, "run id %s already exists in team %s", id, team)
-	case 0:
-		existing, err := s.GetRun(ctx, team, id)
-		return existing, false, err
-	}
-	if err := s.addTeam(ctx, team); err != nil {
-		return api.Run{}, false, err
-	}
-	return r, true, nil
+	return r, keys, args, nil
 }
 
 // GetRun returns a run with its task details (sorted by creation, then task id).
