@@ -65,7 +65,9 @@ func (p *Pipeline) BindParameters(in map[string]any) (map[string]*structpb.Value
 			out[name] = proto.Clone(d.GetDefaultValue()).(*structpb.Value)
 		}
 	}
+	given := map[string]bool{} // a bad value is reported once, not also as missing
 	set := func(source, name string, v any) {
+		given[name] = true
 		path := source + "['" + name + "']"
 		d, ok := defs[name]
 		if !ok {
@@ -93,7 +95,7 @@ func (p *Pipeline) BindParameters(in map[string]any) (map[string]*structpb.Value
 		set("parameters", name, in[name])
 	}
 	for name, d := range defs {
-		if _, ok := out[name]; !ok && !d.GetIsOptional() {
+		if _, ok := out[name]; !ok && !given[name] && !d.GetIsOptional() {
 			ps.add("parameters['"+name+"']", "required pipeline parameter %q (%s) has no value and no default", name, InputParameterType(d))
 		}
 	}

@@ -20,11 +20,13 @@ import (
 // inputs.artifacts['m'][0].metadata['k'].
 var inputsFields = map[string]bool{"parameter_values": true, "parameters": true, "artifacts": true}
 
-// celEnv declares one variable, inputs, a map whose members are checked
-// separately (see checkInputsSelects) because CEL map types cannot say
-// "exactly these keys".
+// celEnv declares one variable, inputs, a map of maps whose first-level
+// members are checked separately (see checkInputsSelects) because CEL map
+// types cannot say "exactly these keys". The inner map type matters: with
+// inputs declared as map(string, dyn), cel-go v0.27 fails at run time on
+// int(inputs.parameter_values['x']) with "no such overload: int(double)".
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return cel.NewEnv(cel.Variable("inputs", cel.MapType(cel.StringType, cel.DynType)))
+	return cel.NewEnv(cel.Variable("inputs", cel.MapType(cel.StringType, cel.MapType(cel.StringType, cel.DynType))))
 })
 
 // programCache keeps compiled conditions; a pipeline has few distinct ones
