@@ -312,3 +312,12 @@ func (s *Store) SetRecurringRunMode(ctx context.Context, team, id, mode string) 
 	}
 	return api.RecurringRun{}, api.Errorf(api.KindUnavailable, "set mode of recurring run %s: too much contention with ticks, try again", id)
 }
+
+// CountRecurringRuns returns how many recurring runs team has (KFP's total_size).
+func (s *Store) CountRecurringRuns(ctx context.Context, team string) (int, error) {
+	if err := checkTeam(team); err != nil {
+		return 0, err
+	}
+	n, err := s.rdb.ZCard(ctx, rrIndexKey(team)).Result()
+	return int(n), redisErr("count recurring runs", err)
+}

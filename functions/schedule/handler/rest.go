@@ -1,15 +1,13 @@
 package handler
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/rest"
 	"github.com/pipefn/pipefn/shared/schedule"
 	"github.com/pipefn/pipefn/shared/state"
 )
@@ -75,20 +73,11 @@ func (h *Handler) team(r *http.Request) (string, error) {
 	return resolve(r)
 }
 
-// writeJSON writes v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { rest.WriteJSON(w, status, v) }
 
 // writeError writes err as KFP does: {"code": <gRPC code>, "message": ...}.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, msg := api.StatusOf(err)
-	if status >= 500 {
-		h.log().ErrorContext(r.Context(), "recurring run request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, status, api.Status{Code: code, Message: msg})
+	rest.WriteError(w, r, h.log(), err)
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
@@ -97,18 +86,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		h.writeError(w, r, api.Errorf(api.KindInvalid, "reading request body: %v", err))
-		return
-	}
-	if len(body) > maxBody {
-		h.writeError(w, r, api.Errorf(api.KindTooLarge, "request body is larger than %d bytes", maxBody))
-		return
-	}
 	var rr api.RecurringRun
-	if err := json.Unmarshal(body, &rr); err != nil {
-		h.writeError(w, r, api.Errorf(api.KindInvalid, "request body is not a recurring run: %v", err))
+	if err := rest.DecodeJSON(w, r, maxBody, &rr); err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	// Server-owned fields are not taken from the client.
@@ -121,29 +101,24 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, created)
 }
 
-// listResponse is KFP's ListRecurringRunsResponse.
-type listResponse struct {
-	RecurringRuns []api.RecurringRun `json:"recurringRuns"`
-	NextPageToken string             `json:"next_page_token,omitempty"`
-}
-
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	team, err := h.team(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	opts := state.ListOptions{PageToken: q.Get("page_token"), SortBy: q.Get("sort_by")}
-	if s := q.Get("page_size"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			h.writeError(w, r, api.Errorf(api.KindInvalid, "page_size %q: not a number", s))
-			return
-		}
-		opts.PageSize = n
+	size, token, err := rest.Paging(r, 20, 1000)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
 	}
+	opts := state.ListOptions{PageSize: size, PageToken: token, SortBy: r.URL.Query().Get("sort_by")}
 	rrs, next, err := h.Store.ListRecurringRuns(r.Context(), team, opts)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	total, err := h.Store.CountRecurringRuns(r.Context(), team)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -151,14 +126,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	if rrs == nil {
 		rrs = []api.RecurringRun{}
 	}
-	writeJSON(w, http.StatusOK, listResponse{RecurringRuns: rrs, NextPageToken: next})
+	// KFP's ListRecurringRunsResponse names the list recurringRuns.
+	writeJSON(w, http.StatusOK, rest.ListBody("recurringRuns", rrs, total, next))
 }
 
-// splitVerb splits "{id}:verb".
-func splitVerb(seg string) (id, verb string) {
-	id, verb, _ = strings.Cut(seg, ":")
-	return id, verb
-}
+func splitVerb(seg string) (id, verb string) { return rest.SplitAction(seg) }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	team, err := h.team(r)
@@ -264,4 +236,3 @@ func (h *Handler) verb(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
-
