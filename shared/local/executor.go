@@ -146,7 +146,7 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 		var out launch.Outputs
 		err := os.MkdirAll(env.WorkDir, 0o755)
 		if err == nil {
-			out, err = run(actx, cfg, in, env)
+			out, err = safeRun(run, actx, cfg, in, env)
 		}
 		timedOut := deadline > 0 && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
@@ -175,6 +175,18 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 			return r.finalizeAttempt(info, result{state: StateCanceled, err: "run canceled while waiting to retry after: " + lastErr}, in, start, attempt)
 		}
 	}
+}
+
+// safeRun calls run, turning a panic into an error: one task's bug must
+// not take down the whole local control plane.
+func safeRun(run func(context.Context, launch.TaskConfig, launch.Inputs, launch.Env) (launch.Outputs, error),
+	ctx context.Context, cfg launch.TaskConfig, in launch.Inputs, env launch.Env) (out launch.Outputs, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error in the task runtime: panic: %v", p)
+		}
+	}()
+	return run(ctx, cfg, in, env)
 }
 
 // finalizeAttempt is finalize with the attempt number kept on the report.

@@ -1,0 +1,198 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pipefn/pipefn/shared/artifacts"
+	"github.com/pipefn/pipefn/shared/ir"
+)
+
+// corpusDir holds real KFP IR files compiled by the KFP SDK.
+const corpusDir = "/work/shared/kfp-ir-corpus"
+
+func loadCorpus(t *testing.T, name string) *ir.Pipeline {
+	t.Helper()
+	path := filepath.Join(corpusDir, name)
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("KFP IR corpus not available: %v", err)
+	}
+	return loadFile(t, path)
+}
+
+// The corpus pipelines below use plain shell commands (image alpine), so they
+// run on the host unchanged.
+func TestCorpusPipelines(t *testing.T) {
+	// container_io runs `my_program`; provide one that behaves as the
+	// component expects: my_program TEXT --output_path FILE.
+	bin := t.TempDir()
+	prog := "#!/bin/sh\nmkdir -p \"$(dirname \"$3\")\" && printf %s \"$1\" > \"$3\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "my_program"), []byte(prog), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	for _, tc := range []struct {
+		file   string
+		params map[string]any
+		edit   func(p *ir.Pipeline)
+		want   map[string]string
+		check  func(t *testing.T, o outcome)
+	}{
+		{
+			file: "kfp__test_data__sdk_compiled_pipelines__valid__critical__two_step_pipeline_containerized.yaml",
+			want: map[string]string{"component1": StateSucceeded, "component2": StateSucceeded},
+			check: func(t *testing.T, o outcome) {
+				if got := o.logs.text("component2"); got != "Hello KFP Containerized!\n" {
+					t.Errorf("component2 printed %q", got)
+				}
+			},
+		},
+		{
+			file:   "kfp__test_data__sdk_compiled_pipelines__valid__container_io.yaml",
+			params: map[string]any{"text": "some text"},
+			want:   map[string]string{"container-io": StateSucceeded},
+			check: func(t *testing.T, o outcome) {
+				if d := cmp.Diff(map[string]any{"output_path": "some text"}, plain(o.rec.last(t, "container-io").Outputs.Params)); d != "" {
+					t.Errorf("outputs (-want +got):\n%s", d)
+				}
+			},
+		},
+		{
+			file: "kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_env.yaml",
+			// print-env-op is a Python component that pip-installs kfp;
+			// only the shell one runs here.
+			edit: func(p *ir.Pipeline) { delete(p.Spec.GetRoot().GetDag().GetTasks(), "print-env-op") },
+			want: map[string]string{"print-env": StateSucceeded},
+			check: func(t *testing.T, o outcome) {
+				got := o.logs.text("print-env")
+				for _, v := range []string{"\nval0\n", "\nval2\n", "\nval3\n"} {
+					if !strings.Contains(got, v) {
+						t.Errorf("print-env output %q lacks %q", got, v)
+					}
+				}
+			},
+		},
+		{
+			file: "kfp__test_data__sdk_compiled_pipelines__argo_compatibility__fast_artifact.yaml",
+			want: map[string]string{"write-artifact": StateSucceeded},
+			check: func(t *testing.T, o outcome) {
+				arts := o.rec.last(t, "write-artifact").Outputs.Artifacts["output"]
+				if len(arts) != 1 {
+					t.Fatalf("got %d output artifacts, want 1", len(arts))
+				}
+				rc, err := artifacts.NewLocal().Get(context.Background(), arts[0].GetUri())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				b, _ := io.ReadAll(rc)
+				if string(b) != "foo" {
+					t.Errorf("artifact holds %q, want foo", b)
+				}
+			},
+		},
+	} {
+		t.Run(strings.TrimSuffix(tc.file, ".yaml"), func(t *testing.T) {
+			p := loadCorpus(t, tc.file)
+			if tc.edit != nil {
+				tc.edit(p)
+			}
+			o := runPipeline(context.Background(), t, p, tc.params, nil)
+			if o.state != StateSucceeded {
+				t.Fatalf("Run = %s, %v", o.state, o.err)
+			}
+			if d := cmp.Diff(tc.want, o.rec.final()); d != "" {
+				t.Errorf("final states (-want +got):\n%s", d)
+			}
+			if tc.check != nil {
+				tc.check(t, o)
+			}
+		})
+	}
+}
+
+// markedProcesses lists processes whose environment holds mark.
+func markedProcesses(mark string) []string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []string
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil || !strings.Contains(string(env), mark) {
+			continue
+		}
+		if d == fmt.Sprintf("/proc/%d", os.Getpid()) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join(d, "stat"))
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue
+		}
+		out = append(out, filepath.Base(d))
+	}
+	return out
+}
+
+// long-running sleeps 5 minutes in two sequential tasks; canceling must end
+// the first one's process tree and never start the second. Every child inherits a marker variable, so any survivor
+// shows up in /proc.
+func TestCorpusLongRunningCancel(t *testing.T) {
+	p := loadCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__long-running.yaml")
+	mark := fmt.Sprintf("PIPEFN_LOCAL_TEST_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
+	k, v, _ := strings.Cut(mark, "=")
+	t.Setenv(k, v)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &recorder{}
+	seen := make(chan int, 1)
+	rec.onState = func(u TaskUpdate) {
+		if u.TaskID == "wait-op" && u.State == StateRunning {
+			go func() {
+				// Cancel once the shell and its sleep exist.
+				n := 0
+				for end := time.Now().Add(10 * time.Second); n < 2 && time.Now().Before(end); n = len(markedProcesses(mark)) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				seen <- n
+				cancel()
+			}()
+		}
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		done <- runPipeline(ctx, t, p, nil, func(o *Options) { o.Report = rec.report })
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after cancellation")
+	}
+	if o.state != StateCanceled {
+		t.Fatalf("Run = %s, %v; want CANCELED", o.state, o.err)
+	}
+	if n := <-seen; n < 2 {
+		t.Fatalf("saw %d task processes before canceling, want the shell and its sleep", n)
+	}
+	final := rec.final()
+	if d := cmp.Diff(map[string]string{"wait-op": StateCanceled, "wait-op-2": StateCanceled}, final); d != "" {
+		t.Errorf("final states (-want +got):\n%s", d)
+	}
+	var left []string
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if left = markedProcesses(mark); len(left) == 0 {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("processes left after cancel: %v", left)
+	}
+}
