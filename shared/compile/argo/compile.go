@@ -433,10 +433,8 @@ func (c *compiler) emitTask(s *scope, tn *namer, irName string, task *pipelinesp
 	argoName := s.taskNames[irName]
 	taskID := s.childID(irName)
 	staticID := joinPath(s.path, irName)
-	tmplBase := joinPath(s.path, irName)
-	if s.path == "" {
-		tmplBase = irName
-	}
+	// Template names follow the task path with '-' (Argo forbids dots).
+	tmplBase := strings.ReplaceAll(joinPath(s.path, irName), ".", "-")
 
 	var call wfv1.DAGTask
 	call.Name = argoName

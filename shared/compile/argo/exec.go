@@ -243,8 +243,24 @@ func (c *compiler) resources(where, label string, ctr *pipelinespec.PipelineDepl
 			accCount = "1"
 		}
 		if m := placeholderRe.FindStringSubmatch(accType); m != nil {
-			return fmt.Errorf("argo: %s.container.resources.accelerator: an accelerator type set at run time (%s) is not supported: Kubernetes needs the resource name when the pod is created", where, accType)
+			// The resource name itself comes from an input (as in KFP's own
+			// driver, it must then be a Kubernetes resource name such as
+			// nvidia.com/gpu): only a pod spec patch can carry it.
+			if _, ok := ti.params[m[1]]; !ok {
+				return fmt.Errorf("argo: %s.container.resources.accelerator.resourceType: refers to input %q, which the task does not set", where, m[1])
+			}
+			count := accCount
+			if cm := placeholderRe.FindStringSubmatch(accCount); cm != nil {
+				if _, ok := ti.params[cm[1]]; !ok {
+					return fmt.Errorf("argo: %s.container.resources.accelerator.resourceCount: refers to input %q, which the task does not set", where, cm[1])
+				}
+				count = "{{inputs.parameters." + launch.ParamResult(cm[1]) + "}}"
+			}
+			patch.resource(true, "{{inputs.parameters."+launch.ParamResult(m[1])+"}}", count)
+			accType = ""
 		}
+	}
+	if accType != "" {
 		items = append(items, item{"resources.accelerator", accCount, true, acceleratorResource(accType)})
 	}
 	for _, it := range items {

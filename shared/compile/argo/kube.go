@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -260,7 +261,10 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 		return fmt.Errorf("argo: %s.imagePullPolicy: %q is not Always, Never or IfNotPresent", where, k.ImagePullPolicy)
 	}
 	if k.ActiveDeadlineSeconds > 0 {
-		tmpl.ActiveDeadlineSeconds = ptr(intstr.FromString(strconv.FormatInt(int64(k.ActiveDeadlineSeconds), 10)))
+		if k.ActiveDeadlineSeconds > math.MaxInt32 {
+			return fmt.Errorf("argo: %s.activeDeadlineSeconds: %d is too large", where, k.ActiveDeadlineSeconds)
+		}
+		tmpl.ActiveDeadlineSeconds = ptr(intstr.FromInt32(int32(k.ActiveDeadlineSeconds)))
 	}
 	var dynTolerations []string
 	for i, t := range k.Tolerations {
