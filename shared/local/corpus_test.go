@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,10 +73,12 @@ func TestCorpusPipelines(t *testing.T) {
 			edit: func(p *ir.Pipeline) { delete(p.Spec.GetRoot().GetDag().GetTasks(), "print-env-op") },
 			want: map[string]string{"print-env": StateSucceeded},
 			check: func(t *testing.T, o outcome) {
+				// stdout and stderr (set -x) interleave; look for whole lines.
 				got := o.logs.text("print-env")
-				for _, v := range []string{"\nval0\n", "\nval2\n", "\nval3\n"} {
-					if !strings.Contains(got, v) {
-						t.Errorf("print-env output %q lacks %q", got, v)
+				lines := strings.Split(got, "\n")
+				for _, v := range []string{"val0", "val2", "val3"} {
+					if !slices.Contains(lines, v) {
+						t.Errorf("print-env output %q lacks the line %q", got, v)
 					}
 				}
 			},

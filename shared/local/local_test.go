@@ -727,3 +727,28 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestImporter(t *testing.T) {
+	p := loadFile(t, "testdata/importer.yaml")
+	src := filepath.Join(t.TempDir(), "data.txt")
+	if err := os.WriteFile(src, []byte("imported text"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := runPipeline(context.Background(), t, p, map[string]any{"data_uri": artifacts.FileURI(src)}, nil)
+	if o.state != StateSucceeded {
+		t.Fatalf("Run = %s, %v", o.state, o.err)
+	}
+	if d := cmp.Diff(map[string]string{"importer": StateSucceeded, "read": StateSucceeded}, o.rec.final()); d != "" {
+		t.Errorf("final states (-want +got):\n%s", d)
+	}
+	imp := o.rec.last(t, "importer")
+	if imp.Kind != KindImporter {
+		t.Errorf("importer kind = %q, want %q", imp.Kind, KindImporter)
+	}
+	if arts := imp.Outputs.Artifacts["artifact"]; len(arts) != 1 || arts[0].GetUri() != artifacts.FileURI(src) {
+		t.Errorf("importer artifact = %v, want one with URI %s", arts, artifacts.FileURI(src))
+	}
+	if d := cmp.Diff(map[string]any{"Output": "imported text"}, plain(o.rec.last(t, "read").Outputs.Params)); d != "" {
+		t.Errorf("read output (-want +got):\n%s", d)
+	}
+}
