@@ -79,6 +79,7 @@ import (
 
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/ir"
+	"github.com/pipefn/pipefn/shared/launch"
 )
 
 // RequiredFeatureFlags are the entries of Tekton's feature-flags ConfigMap
@@ -98,7 +99,6 @@ const (
 // Names of reserved parameters and results.
 const (
 	iterationParam = "pf-iteration"
-	condResult     = "ok"
 	itemsResult    = "iterations"
 	launcherVolume = "pipefn"
 	launcherDir    = "/pipefn"
@@ -228,11 +228,7 @@ func (c *compiler) rootScope() *scope {
 			}
 			continue
 		}
-		enc, err := encodeParam(v, paramType(spec))
-		if err != nil {
-			c.errorf("root.inputDefinitions.parameters['"+name+"']", "encoding value: %v", err)
-			continue
-		}
+		enc := launch.EncodeParam(v, paramType(spec))
 		c.rootVals[name] = v
 		c.params = append(c.params, tektonv1.ParamSpec{Name: name, Type: tektonv1.ParamTypeString})
 		c.values = append(c.values, tektonv1.Param{Name: name, Value: *tektonv1.NewStructuredValues(enc)})
@@ -357,10 +353,10 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 		switch {
 		case condName == "":
 		case perIteration:
-			guards = append(append([]*source(nil), guards...), &source{kind: srcResult, task: condName, result: condResult, loop: s.loop, typ: pipelinespec.ParameterType_STRING})
+			guards = append(append([]*source(nil), guards...), &source{kind: srcResult, task: condName, result: launch.CondResult, loop: s.loop, typ: pipelinespec.ParameterType_STRING})
 		default:
 			when = append(when, tektonv1.WhenExpression{
-				Input: "$(tasks." + condName + ".results." + condResult + ")", Operator: "in", Values: []string{"true"},
+				Input: "$(tasks." + condName + ".results." + launch.CondResult + ")", Operator: "in", Values: []string{"true"},
 			})
 		}
 	}

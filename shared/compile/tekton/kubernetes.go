@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pipefn/pipefn/shared/ir"
+	"github.com/pipefn/pipefn/shared/launch"
 )
 
 func unmarshalLenient(b []byte, m proto.Message) error {
@@ -107,8 +108,7 @@ func (c *compiler) constant(src *source) (string, bool) {
 	if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
 		return sv.StringValue, true
 	}
-	s, err := encodeParam(v, pipelinespec.ParameterType_NUMBER_DOUBLE)
-	return s, err == nil
+	return launch.EncodeParam(v, pipelinespec.ParameterType_NUMBER_DOUBLE), true
 }
 
 // resources maps the KFP resource spec to the main step's requests and

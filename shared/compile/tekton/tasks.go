@@ -9,6 +9,8 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pipefn/pipefn/shared/launch"
 )
 
 // binding collects, for one pipeline task, the Tekton parameters and the
@@ -23,12 +25,12 @@ type binding struct {
 	params    map[string]string // launcher --param
 	artifacts map[string]string // launcher --artifact
 	lists     []listArg
-	cfg       *taskConfig
+	ext       extraConfig
 	srcs      map[string]*source // the task's resolved parameter inputs
 }
 
-func (c *compiler) newBinding(where string, loop *loopCtx, finally bool, cfg *taskConfig) *binding {
-	return &binding{c: c, where: where, loop: loop, finally: finally, cfg: cfg,
+func (c *compiler) newBinding(where string, loop *loopCtx, finally bool) *binding {
+	return &binding{c: c, where: where, loop: loop, finally: finally,
 		params: map[string]string{}, artifacts: map[string]string{}}
 }
 
@@ -50,22 +52,18 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		path = b.where + ".inputs.artifacts['" + name + "']"
 		prefix, dest = "a-", b.artifacts
 	}
-	pname := prefix + resultNameBad.ReplaceAllString(name, "_")
+	pname := prefix + dns1123(name)
 	if src.selector != "" && src.kind != srcItem {
-		if b.cfg.Selectors == nil {
-			b.cfg.Selectors = map[string]string{}
+		if b.ext.Selectors == nil {
+			b.ext.Selectors = map[string]string{}
 		}
-		b.cfg.Selectors[name] = src.selector
+		b.ext.Selectors[name] = src.selector
 	}
 	switch src.kind {
 	case srcMissing:
 		b.c.errorf(path, "%s", src.lit)
 	case srcConst:
-		v, err := encodeParam(src.val, typ)
-		if err != nil {
-			b.c.errorf(path, "encoding constant: %v", err)
-			return
-		}
+		v := launch.EncodeParam(src.val, typ)
 		if hasEngineRef(v) {
 			b.c.errorf(path, "constant %q contains a Tekton variable reference, which Tekton would substitute", v)
 			return
@@ -84,10 +82,10 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 			b.c.errorf(path, "loop item used outside its ParallelFor")
 			return
 		}
-		if b.cfg.IterationInputs == nil {
-			b.cfg.IterationInputs = map[string]string{}
+		if b.ext.IterationInputs == nil {
+			b.ext.IterationInputs = map[string]string{}
 		}
-		b.cfg.IterationInputs[name] = src.selector
+		b.ext.IterationInputs[name] = src.selector
 	case srcResult:
 		ref := "$(tasks." + src.task + ".results." + src.result
 		if src.loop == nil {
@@ -103,14 +101,14 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		b.specs = append(b.specs, tektonv1.ParamSpec{Name: list, Type: tektonv1.ParamTypeArray})
 		cnt := b.taskParam(count, "$(tasks."+src.task+".matrix.length)")
 		b.lists = append(b.lists, listArg{artifact: artifact, name: name, count: cnt, elements: "$(params." + list + "[*])"})
-		if b.cfg.ListInputs == nil {
-			b.cfg.ListInputs = map[string]listInput{}
+		if b.ext.ListInputs == nil {
+			b.ext.ListInputs = map[string]listInput{}
 		}
 		li := listInput{PerIteration: src.loop == b.loop}
 		if !artifact {
 			li.ElementType = src.typ.String()
 		}
-		b.cfg.ListInputs[name] = li
+		b.ext.ListInputs[name] = li
 	}
 }
 
@@ -120,7 +118,7 @@ func (b *binding) guard(guards []*source) {
 	for i, g := range guards {
 		name := fmt.Sprintf("pf-guard-%d", i)
 		b.bind(name, g, false, pipelinespec.ParameterType_STRING)
-		b.cfg.Guards = append(b.cfg.Guards, name)
+		b.ext.Guards = append(b.ext.Guards, name)
 	}
 }
 
@@ -134,17 +132,16 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 		return nil
 	}
 	name := c.names.name(path, "")
-	compJSON, err := stableJSON(withoutDag(comp))
-	if err != nil {
-		c.errorf(where, "encoding component: %v", err)
+	cfg := launch.TaskConfig{
+		RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1],
+		PipelineRoot: c.pipelineRoot(),
+		CacheEnabled: t.GetCachingOptions().GetEnableCache() && !c.opts.CachingDisabled,
+	}
+	if err := cfg.SetComponent(comp); err != nil {
+		c.errorf(where, "%v", err)
 		return nil
 	}
-	cfg := taskConfig{
-		RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1],
-		PipelineRoot: c.pipelineRoot(), Component: compJSON,
-		Caching: t.GetCachingOptions().GetEnableCache() && !c.opts.CachingDisabled,
-	}
-	b := c.newBinding(where, s.loop, finally, &cfg)
+	b := c.newBinding(where, s.loop, finally)
 	b.srcs = params
 	b.guard(s.guards)
 	inDefs := comp.GetInputDefinitions()
@@ -175,9 +172,9 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 	var spec tektonv1.TaskSpec
 	switch {
 	case exec.GetContainer() != nil:
-		spec, err = c.containerSpec(exec.GetContainer(), label, b, where)
+		spec, err = c.containerSpec(cfg, exec.GetContainer(), label, b)
 	case exec.GetImporter() != nil:
-		spec, err = c.importerSpec(exec.GetImporter(), label, b, where)
+		spec, err = c.importerSpec(cfg, exec.GetImporter(), label, b)
 	default:
 		err = fmt.Errorf("executor %q is neither a container nor an importer (resolver and custom jobs are not supported)", label)
 	}
@@ -215,14 +212,14 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 	return out
 }
 
-// launcherCommand finishes a task's steps: the parameters b collected
-// become the task's params and the launcher's arguments.
-func (b *binding) args(sub string) ([]string, error) {
+// args appends the extension arguments b collected to a launcher command
+// line built by shared/launch.
+func (b *binding) args(base []string) ([]string, error) {
 	iter := ""
 	if b.loop != nil {
 		iter = "$(params." + iterationParam + ")"
 	}
-	return launcherArgs(sub, *b.cfg, b.params, b.artifacts, iter, b.lists)
+	return extend(base, b.ext, iter, b.lists)
 }
 
 func (b *binding) taskParams() tektonv1.ParamSpecs {
@@ -236,13 +233,9 @@ func (b *binding) taskParams() tektonv1.ParamSpecs {
 }
 
 // containerSpec is the two-step task of a container executor.
-func (c *compiler) containerSpec(ctr *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec, label string, b *binding, where string) (tektonv1.TaskSpec, error) {
-	ctrJSON, err := stableJSON(ctr)
-	if err != nil {
-		return tektonv1.TaskSpec{}, fmt.Errorf("encoding container: %w", err)
-	}
-	b.cfg.Container = ctrJSON
-	args, err := b.args("run")
+func (c *compiler) containerSpec(cfg launch.TaskConfig, ctr *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec, label string, b *binding) (tektonv1.TaskSpec, error) {
+	cfg.Container = launch.ContainerFromSpec(ctr)
+	args, err := b.args(cfg.Args(b.params, b.artifacts, resultsDir))
 	if err != nil {
 		return tektonv1.TaskSpec{}, err
 	}
@@ -272,8 +265,8 @@ func (c *compiler) containerSpec(ctr *pipelinespec.PipelineDeploymentConfig_Pipe
 
 // launcherSpec is a one-step task in the launcher image (cond, items,
 // importer).
-func (c *compiler) launcherSpec(sub string, b *binding) (tektonv1.TaskSpec, error) {
-	args, err := b.args(sub)
+func (c *compiler) launcherSpec(sub string, base []string, b *binding) (tektonv1.TaskSpec, error) {
+	args, err := b.args(base)
 	if err != nil {
 		return tektonv1.TaskSpec{}, err
 	}
@@ -284,17 +277,17 @@ func (c *compiler) launcherSpec(sub string, b *binding) (tektonv1.TaskSpec, erro
 	}, nil
 }
 
-func (c *compiler) importerSpec(imp *pipelinespec.PipelineDeploymentConfig_ImporterSpec, label string, b *binding, where string) (tektonv1.TaskSpec, error) {
+func (c *compiler) importerSpec(cfg launch.TaskConfig, imp *pipelinespec.PipelineDeploymentConfig_ImporterSpec, label string, b *binding) (tektonv1.TaskSpec, error) {
 	if raw, ok := c.p.Extras["deploymentSpec.executors['"+label+"'].importer.downloadToWorkspace"]; ok && string(raw) == "true" {
 		return tektonv1.TaskSpec{}, fmt.Errorf("importer downloadToWorkspace is not supported (pipefn has no workspace PVC on Tekton)")
 	}
-	impJSON, err := stableJSON(imp)
-	if err != nil {
-		return tektonv1.TaskSpec{}, fmt.Errorf("encoding importer: %w", err)
+	if err := cfg.SetImporter(imp); err != nil {
+		return tektonv1.TaskSpec{}, err
 	}
-	b.cfg.Importer = impJSON
-	b.cfg.Caching = false
-	return c.launcherSpec("importer", b)
+	if len(b.artifacts) > 0 || len(b.lists) > 0 {
+		return tektonv1.TaskSpec{}, fmt.Errorf("an importer takes only parameters")
+	}
+	return c.launcherSpec("importer", cfg.ImporterArgs(b.params, resultsDir), b)
 }
 
 // condTask adds "<task>-cond", which evaluates the trigger condition of t
@@ -306,7 +299,7 @@ func (c *compiler) importerSpec(imp *pipelinespec.PipelineDeploymentConfig_Impor
 func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec, cond string,
 	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) (string, bool) {
 	name := c.names.name(path, "cond")
-	cfg := taskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-cond", PipelineRoot: c.pipelineRoot(), Condition: cond, ParamTypes: map[string]string{}}
+	cfg := launch.CondConfig{RunID: c.opts.RunID, TaskID: name, Condition: cond, ParamTypes: map[string]launch.ParameterType{}}
 	var loop *loopCtx
 	if s.loop != nil {
 		for _, src := range params {
@@ -318,22 +311,22 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 			loop = s.loop
 		}
 	}
-	b := c.newBinding(where+".triggerPolicy", loop, false, &cfg)
+	b := c.newBinding(where+".triggerPolicy", loop, false)
 	for _, in := range sortedKeys(params) {
 		typ := pipelinespec.ParameterType_STRING
 		if d, ok := comp.GetInputDefinitions().GetParameters()[in]; ok {
 			typ = paramType(d)
 		}
-		cfg.ParamTypes[in] = typ.String()
+		cfg.ParamTypes[in] = typ
 		b.bind(in, params[in], false, typ)
 	}
 	b.guard(s.guards)
-	spec, err := c.launcherSpec("cond", b)
+	spec, err := c.launcherSpec("cond", cfg.Args(b.params, resultsDir), b)
 	if err != nil {
 		c.errorf(where, "%v", err)
 		return "", false
 	}
-	spec.Results = []tektonv1.TaskResult{{Name: condResult, Type: tektonv1.ResultsTypeString}}
+	spec.Results = []tektonv1.TaskResult{{Name: launch.CondResult, Type: tektonv1.ResultsTypeString}}
 	spec.Params = b.taskParams()
 	pt := tektonv1.PipelineTask{
 		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
@@ -350,11 +343,13 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 // array result the loop's matrix fans out over.
 func (c *compiler) itemsTask(s *scope, path []string, src *source, runAfter []string, when tektonv1.WhenExpressions, where string) string {
 	name := c.names.name(path, "items")
-	cfg := taskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot(),
-		ParamTypes: map[string]string{"list": pipelinespec.ParameterType_LIST.String()}}
-	b := c.newBinding(where+".parameterIterator", nil, false, &cfg)
+	cfg := launch.TaskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot()}
+	b := c.newBinding(where+".parameterIterator", nil, false)
 	b.bind("list", src, false, pipelinespec.ParameterType_LIST)
-	spec, err := c.launcherSpec("items", b)
+	// launch builds "run ..."; the items subcommand takes the same flags.
+	base := cfg.Args(b.params, nil, resultsDir)
+	base[0] = "items"
+	spec, err := c.launcherSpec("items", base, b)
 	if err != nil {
 		c.errorf(where, "%v", err)
 		return ""
@@ -401,15 +396,6 @@ func (c *compiler) pipelineRoot() string {
 	return c.p.Spec.GetDefaultPipelineRoot()
 }
 
-// withoutDag returns comp without its DAG (the launcher needs only the
-// interface of a container component).
-func withoutDag(comp *pipelinespec.ComponentSpec) *pipelinespec.ComponentSpec {
-	return &pipelinespec.ComponentSpec{
-		InputDefinitions:  comp.GetInputDefinitions(),
-		OutputDefinitions: comp.GetOutputDefinitions(),
-		Implementation:    &pipelinespec.ComponentSpec_ExecutorLabel{ExecutorLabel: comp.GetExecutorLabel()},
-	}
-}
 
 // withFlags returns ctx carrying Tekton's config with flags applied over
 // the defaults.
