@@ -58,13 +58,13 @@ func corpusFiles(tb testing.TB) []corpusFile {
 }
 
 // platformOnly are the corpus files that hold only a PlatformSpec.
-var platformOnly = map[string]bool{
+var irPlatformOnly = map[string]bool{
 	"kfp-tekton__backend__src__v2__compiler__testdata__create_mount_delete_dynamic_pvc_platform.json": true,
 	"kfp-tekton__backend__src__v2__compiler__testdata__create_pod_metadata.json":                      true,
 }
 
 // invalid are KFP's own negative tests and the message each must produce.
-var invalid = map[string]string{
+var irInvalid = map[string]string{
 	"kfp__test_data__sdk_compiled_pipelines__invalid__empty_file.yaml":   "empty document",
 	"kfp__test_data__sdk_compiled_pipelines__invalid__invalid_yaml.yaml": `components_1: unknown field "components_1"`,
 	"kfp__test_data__sdk_compiled_pipelines__invalid__no_name.yaml":      "pipelineInfo.name: pipelineInfo.name is empty",
@@ -76,7 +76,7 @@ func TestCorpus(t *testing.T) {
 	for _, f := range files {
 		t.Run(f.name, func(t *testing.T) {
 			switch {
-			case platformOnly[f.name]:
+			case irPlatformOnly[f.name]:
 				plat++
 				k, err := ir.ParsePlatform(f.data)
 				if err != nil {
@@ -89,14 +89,14 @@ func TestCorpus(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "no pipelineSpec: this is a platform spec document") {
 					t.Fatalf("Load of a platform-only file: got %v, want the platform-spec error", err)
 				}
-			case invalid[f.name] != "":
+			case irInvalid[f.name] != "":
 				bad++
 				_, err := ir.Load(f.data)
 				if err == nil {
 					t.Fatal("Load succeeded on an invalid file")
 				}
-				if !strings.Contains(err.Error(), invalid[f.name]) {
-					t.Fatalf("Load error %q does not contain %q", err, invalid[f.name])
+				if !strings.Contains(err.Error(), irInvalid[f.name]) {
+					t.Fatalf("Load error %q does not contain %q", err, irInvalid[f.name])
 				}
 				var ve *ir.ValidationError
 				if !errors.As(err, &ve) {
@@ -117,8 +117,63 @@ func TestCorpus(t *testing.T) {
 			}
 		})
 	}
-	if plat != len(platformOnly) || bad != len(invalid) {
-		t.Errorf("found %d platform-only and %d invalid files, want %d and %d", plat, bad, len(platformOnly), len(invalid))
+	if plat != len(irPlatformOnly) || bad != len(irInvalid) {
+		t.Errorf("found %d platform-only and %d invalid files, want %d and %d", plat, bad, len(irPlatformOnly), len(irInvalid))
 	}
 	t.Logf("corpus: %d valid, %d platform-only, %d invalid", valid, plat, bad)
+}
+
+// FuzzLoad checks that no input, however broken, panics Parse, Validate,
+// BindParameters or the condition checks. The whole corpus seeds it.
+func FuzzLoad(f *testing.F) {
+	for _, c := range corpusFiles(f) {
+		f.Add(c.data)
+	}
+	f.Add([]byte("{}\n{}"))
+	f.Add([]byte("---\n---\n"))
+	f.Add([]byte(`{"pipelineSpec": {"root": {"dag": {"tasks": {"a": {"dependentTasks": ["a"]}}}}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ir.Parse(data)
+		if err != nil {
+			return
+		}
+		_ = p.Validate()
+		_, _ = p.BindParameters(map[string]any{"x": "1"})
+	})
+}
+
+// BenchmarkLoad measures Load on each corpus file and on the whole corpus.
+// Run one file with e.g. -bench 'Load/kfp__test_data__sdk_compiled_pipelines__valid__hello_world'.
+func BenchmarkLoad(b *testing.B) {
+	files := corpusFiles(b)
+	var loadable []corpusFile
+	for _, f := range files {
+		if _, err := ir.Load(f.data); err == nil {
+			loadable = append(loadable, f)
+		}
+	}
+	b.Run("corpus", func(b *testing.B) {
+		var size int64
+		for _, f := range loadable {
+			size += int64(len(f.data))
+		}
+		b.SetBytes(size)
+		for b.Loop() {
+			for _, f := range loadable {
+				if _, err := ir.Load(f.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	for _, f := range loadable {
+		b.Run(strings.TrimSuffix(f.name, filepath.Ext(f.name)), func(b *testing.B) {
+			b.SetBytes(int64(len(f.data)))
+			for b.Loop() {
+				if _, err := ir.Load(f.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
