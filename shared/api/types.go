@@ -213,3 +213,22 @@ type Page struct {
 	Size  int
 	Token string
 }
+
+// IR returns the IR bytes of an inline pipeline spec as the loader takes them: the
+// PipelineSpec alone, or, when spec is KFP's {"pipeline_spec", "platform_spec"} pair, the
+// two documents separated by a YAML document marker (JSON is YAML).
+func IR(spec json.RawMessage) []byte {
+	var pair struct {
+		PipelineSpec json.RawMessage `json:"pipeline_spec"`
+		PlatformSpec json.RawMessage `json:"platform_spec"`
+	}
+	if json.Unmarshal(spec, &pair) != nil || len(pair.PipelineSpec) == 0 {
+		return spec
+	}
+	if len(pair.PlatformSpec) == 0 || string(pair.PlatformSpec) == "null" {
+		return pair.PipelineSpec
+	}
+	out := append([]byte{}, pair.PipelineSpec...)
+	out = append(out, "\n---\n"...)
+	return append(out, pair.PlatformSpec...)
+}

@@ -1,0 +1,327 @@
+// Package allinone wires every pipefn function into one process on one port: what
+// `pipefn up` runs on a laptop, and what the end-to-end tests start. The functions'
+// handlers are the same ones Knative serves; only the transport differs (an in-process
+// event bus instead of a Broker) and, by default, Redis is embedded.
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/redis/go-redis/v9"
+
+	compilefn "github.com/pipefn/pipefn/functions/compile/handler"
+	statusfn "github.com/pipefn/pipefn/functions/status/handler"
+	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
+	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/rest"
+	"github.com/pipefn/pipefn/shared/serve"
+	"github.com/pipefn/pipefn/shared/state"
+)
+
+// Config configures `pipefn up`.
+type Config struct {
+	// Addr is host:port to listen on (default 127.0.0.1:8080).
+	Addr string
+	// RedisURL names a Redis server; empty embeds one (state is lost on exit).
+	RedisURL string
+	// Backend is the default backend of runs that name none (default local).
+	Backend string
+	// DataDir keeps task logs, work directories and the local pipeline root. Empty: a
+	// temporary directory removed on exit.
+	DataDir string
+	// Tick is the period of the schedule and resync ticks (default 5s; <0 disables).
+	Tick time.Duration
+	// Team is the team of every request while authentication is off (default "default").
+	Team string
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Server is a running `pipefn up`.
+type Server struct {
+	// URL is the base URL clients use (http://host:port).
+	URL   string
+	Addr  net.Addr
+	Store *state.Store
+	Bus   *events.Bus
+
+	cfg      Config
+	rdb      redis.UniversalClient
+	mini     *miniredis.Miniredis
+	local    *compilefn.LocalBackend
+	cleanup  []func()
+	done     chan error
+	draining atomic.Bool
+}
+
+// Start builds every function and starts serving; it returns once the listener accepts
+// connections. The server stops when ctx ends: in-flight requests drain, running local
+// tasks are cancelled and their final states recorded, then the event bus drains.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "local"
+	}
+	if cfg.Team == "" {
+		cfg.Team = "default"
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, done: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "pipefn-up-")
+		if err != nil {
+			return nil, err
+		}
+		cfg.DataDir = dir
+		s.cleanup = append(s.cleanup, func() { os.RemoveAll(dir) })
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.openRedis(); err != nil {
+		return nil, err
+	}
+	s.Store = state.New(s.rdb, cfg.Now)
+
+	log := cfg.Log
+	router := events.NewRouter(log)
+	s.Bus = events.NewBus(router, events.BusOptions{Logger: log, Concurrency: 16,
+		DeadLetter: func(e cloudevents.Event, err error) {
+			log.Error("event given up", "type", e.Type(), "id", e.ID(), "subject", e.Subject(), "err", err)
+		}})
+	teamOf := func(*http.Request) (string, error) { return cfg.Team, nil }
+	const source = "pipefn-up"
+
+	logs := &compilefn.LocalLogs{Dir: filepath.Join(cfg.DataDir, "logs")}
+	s.local = &compilefn.LocalBackend{
+		Send: s.Bus, Logs: logs, Source: source + "/compile", Now: cfg.Now, Log: log.With("fn", "compile"),
+		WorkDir: filepath.Join(cfg.DataDir, "work"),
+	}
+	compile := &compilefn.Handler{
+		Runs:           s.Store,
+		Backends:       map[string]compilefn.Backend{"local": s.local},
+		DefaultBackend: cfg.Backend,
+		PipelineRoot: func(team, runID string) string {
+			return "file://" + filepath.Join(cfg.DataDir, "artifacts", team)
+		},
+		Source: source + "/compile", Now: cfg.Now, Log: log.With("fn", "compile"),
+	}
+	status := &statusfn.Handler{
+		Store: s.Store, Logs: logs, Events: s.Bus, TeamOf: teamOf,
+		Source: source + "/status", Now: cfg.Now, Log: log.With("fn", "status"),
+	}
+	submit := &submitfn.Handler{
+		Store: s.Store, Events: s.Bus, TeamOf: teamOf, DefaultBackend: cfg.Backend, Backends: []string{"local"},
+		Source: source + "/submit", Now: cfg.Now, Log: log.With("fn", "submit"),
+	}
+
+	dedupe := func(h events.Handler) events.Handler { return events.Dedupe(s.Store, 24*time.Hour, h) }
+	router.Handle(events.TypeRunSubmitted, dedupe(compile.Submitted))
+	router.Handle(events.TypeRunCancel, dedupe(compile.CancelRequested))
+	router.Handle(events.TypeRunStatus, status.RunStatus)
+	router.Handle(events.TypeRunDispatched, status.RunDispatched)
+	router.Handle(events.TypeTaskFinished, func(context.Context, cloudevents.Event) (*cloudevents.Event, error) { return nil, nil })
+	ticks := []events.Handler{status.Tick}
+	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
+
+	mux := http.NewServeMux()
+	serve.Health(mux, func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }, &s.draining)
+	submit.Routes(mux)
+	status.Routes(mux)
+	mux.Handle("POST /events", publishHandler(s.Bus, log))
+	mux.HandleFunc("/apis/", rest.NotFound)
+
+	ready := make(chan net.Addr, 1)
+	go func() {
+		err := serve.Run(ctx, mux, serve.Config{Addr: cfg.Addr, Log: log, Drain: 15 * time.Second,
+			OnShutdown: s.shutdown}, &s.draining, ready)
+		s.close()
+		s.done <- err
+	}()
+	select {
+	case addr := <-ready:
+		s.Addr = addr
+		s.URL = "http://" + addr.String()
+	case err := <-s.done:
+		return nil, err
+	}
+	if cfg.Tick > 0 {
+		go s.tick(ctx, cfg.Tick)
+	}
+	ok = true
+	return s, nil
+}
+
+// Wait blocks until the server has stopped and returns why.
+func (s *Server) Wait() error { return <-s.done }
+
+// Embedded reports whether Redis is embedded (state is lost on exit).
+func (s *Server) Embedded() bool { return s.mini != nil }
+
+// DataDir is where logs, work directories and local artifacts go.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+func (s *Server) openRedis() error {
+	if s.cfg.RedisURL == "" {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		s.mini = m
+		s.cleanup = append(s.cleanup, m.Close)
+		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr()})
+		return nil
+	}
+	opts, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("--redis %q: %w", redactURL(s.cfg.RedisURL), err)
+	}
+	s.rdb = redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
+	}
+	return nil
+}
+
+// redactURL drops a password from a Redis URL before it is shown.
+func redactURL(u string) string {
+	if i, j := indexByte(u, '@'), indexByte(u, ':'); i > 0 && j >= 0 {
+		return "redis://***@" + u[i+1:]
+	}
+	return u
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// shutdown stops local runs (recording their final states) and drains the bus.
+func (s *Server) shutdown(ctx context.Context) error {
+	err := s.local.Shutdown(ctx)
+	if e := s.Bus.Drain(ctx); e != nil && err == nil {
+		err = e
+	}
+	if e := s.Bus.Close(ctx); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+var closeOnce sync.Mutex
+
+func (s *Server) close() {
+	closeOnce.Lock()
+	defer closeOnce.Unlock()
+	if s.rdb != nil {
+		_ = s.rdb.Close()
+		s.rdb = nil
+	}
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+	s.cleanup = nil
+}
+
+// tick sends the ticks a Knative PingSource would: the schedule and the status resync.
+func (s *Server) tick(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			e := cloudevents.NewEvent()
+			e.SetID(fmt.Sprintf("tick-%d", now.UnixNano()))
+			e.SetType(events.TypePing)
+			e.SetSource("pipefn-up/ping")
+			e.SetTime(now.UTC())
+			e.SetExtension(events.ExtTeam, "_system")
+			_ = e.SetData(cloudevents.ApplicationJSON, map[string]string{})
+			if err := s.Bus.Publish(ctx, e); err != nil && !errors.Is(err, events.ErrBusClosed) {
+				s.cfg.Log.Warn("tick", "err", err)
+			}
+		}
+	}
+}
+
+// fanout delivers one event to several handlers, as a Broker does with several Triggers
+// on one type. Replies are published; the first error is returned (so the event is
+// redelivered), after every handler ran.
+func fanout(bus *events.Bus, hs ...events.Handler) events.Handler {
+	return func(ctx context.Context, e cloudevents.Event) (*cloudevents.Event, error) {
+		var first error
+		for _, h := range hs {
+			reply, err := h(ctx, e)
+			if err != nil && first == nil {
+				first = err
+			}
+			if reply != nil {
+				if err := bus.Publish(ctx, *reply); err != nil && first == nil {
+					first = err
+				}
+			}
+		}
+		return nil, first
+	}
+}
+
+// publishHandler accepts CloudEvents posted to /events (binary or structured mode) and
+// routes them by type through the bus, as a Broker would: 202 once accepted.
+func publishHandler(bus *events.Bus, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		e, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			http.Error(w, "malformed CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := bus.Publish(r.Context(), *e); err != nil {
+			status := http.StatusServiceUnavailable
+			if events.IsPermanent(err) {
+				status = http.StatusBadRequest
+			}
+			log.Warn("event refused", "type", e.Type(), "id", e.ID(), "err", err)
+			http.Error(w, err.Error(), status)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
