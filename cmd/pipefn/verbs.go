@@ -545,4 +545,3 @@ func specJSON(data []byte) (json.RawMessage, error) {
 		return json.Marshal(map[string]json.RawMessage{"pipeline_spec": docs[0], "platform_spec": docs[1]})
 	}
 }
-

@@ -324,4 +324,3 @@ func publishHandler(bus *events.Bus, log *slog.Logger) http.Handler {
 		w.WriteHeader(http.StatusAccepted)
 	})
 }
-

@@ -293,4 +293,3 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-

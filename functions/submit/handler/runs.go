@@ -310,4 +310,3 @@ func (h *Handler) log() *slog.Logger {
 	}
 	return slog.Default()
 }
-
