@@ -396,7 +396,6 @@ func (c *compiler) pipelineRoot() string {
 	return c.p.Spec.GetDefaultPipelineRoot()
 }
 
-
 // withFlags returns ctx carrying Tekton's config with flags applied over
 // the defaults.
 func withFlags(ctx context.Context, flags map[string]string) (context.Context, error) {
