@@ -465,6 +465,13 @@ func (x *execution) outputParam(name string, t ParameterType, eo *pipelinespec.E
 // when the executor reported metadata for it (metrics-style artifacts).
 func (x *execution) uploadOutput(ctx context.Context, name string, eo *pipelinespec.ExecutorOutput) (*pipelinespec.RuntimeArtifact, error) {
 	a := proto.Clone(x.outArts[name]).(*pipelinespec.RuntimeArtifact)
+	// Clone turns an empty map into nil.
+	if a.Metadata == nil {
+		a.Metadata = &structpb.Struct{}
+	}
+	if a.Metadata.Fields == nil {
+		a.Metadata.Fields = map[string]*structpb.Value{}
+	}
 	reported := false
 	if l := eo.GetArtifacts()[name].GetArtifacts(); len(l) > 0 {
 		for k, v := range l[0].GetMetadata().GetFields() {

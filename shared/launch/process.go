@@ -53,10 +53,14 @@ func runCommand(ctx context.Context, taskID string, argv, environ []string, env 
 	if err != nil {
 		return fmt.Errorf("launch: task %s: %w", taskID, err)
 	}
-	stderr, err := attach(env.Stderr)
-	if err != nil {
-		closeAll(closers)
-		return fmt.Errorf("launch: task %s: %w", taskID, err)
+	// One writer for both streams gets one pipe, so it is never written
+	// from two goroutines at once (a bytes.Buffer would be corrupted).
+	stderr := stdout
+	if !sameWriter(env.Stdout, env.Stderr) {
+		if stderr, err = attach(env.Stderr); err != nil {
+			closeAll(closers)
+			return fmt.Errorf("launch: task %s: %w", taskID, err)
+		}
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	startErr := cmd.Start()
@@ -115,4 +119,14 @@ func closeAll(cs []io.Closer) {
 	for _, c := range cs {
 		c.Close()
 	}
+}
+
+// sameWriter reports whether a and b are the same comparable writer.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil { // incomparable dynamic types
+			same = false
+		}
+	}()
+	return a == b
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -56,6 +57,11 @@ func compactJSON(v *structpb.Value) string {
 // EncodeParam). An unspecified type decodes s as JSON when it is valid JSON
 // and as a string otherwise.
 func DecodeParam(s string, t ParameterType) (*structpb.Value, error) {
+	// Protobuf strings must be UTF-8; a value that is not would fail much
+	// later, far from where it came from.
+	if !utf8.ValidString(s) {
+		return nil, fmt.Errorf("launch: %q is not valid UTF-8", clip(s))
+	}
 	switch t {
 	case pipelinespec.ParameterType_STRING:
 		return structpb.NewStringValue(s), nil
