@@ -632,7 +632,9 @@ func (c *compiler) findTemplate(name string) *wfv1.Template {
 // indexedList is a withParam expression that pairs every element of the JSON
 // list ref with its index, so each iteration knows its number.
 func indexedList(ref string) string {
-	return "{{=toJson(map(fromJSON(" + ref + "), {i: string(#index), v: #}))}}"
+	// The map literal is parenthesised: a bare { after map( opens a
+	// predicate in expr, and "}}" would end Argo's tag early.
+	return "{{=toJson(map(fromJSON(" + ref + `), ({"i": string(#index), "v": #})))}}`
 }
 
 // staticItems parses items.raw (a JSON list) into indexed withItems.
