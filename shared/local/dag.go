@@ -54,16 +54,21 @@ func childID(parent, name string) string {
 	return parent + "." + name
 }
 
-// runRoot runs the root DAG with the run's parameters.
-func (r *runner) runRoot(ctx context.Context) result {
-	root := r.p.Spec.GetRoot()
-	in := launch.Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
-	maps.Copy(in.Params, r.opts.Params)
-	in, _ = withDefaults(root, in, nil)
-	if root.GetDag() == nil {
-		return result{state: StateFailed, err: "the root component is not a DAG"}
+// rootInputs are the root DAG's inputs: the bound parameters plus the root
+// inputDefinitions defaults; a required parameter without a value fails the
+// run before any task starts.
+func rootInputs(root *pipelinespec.ComponentSpec, params map[string]*structpb.Value) (launch.Inputs, error) {
+	in := launch.Inputs{Params: maps.Clone(params), Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
+	out, err := withDefaults(root, in, nil)
+	if err != nil {
+		return out, fmt.Errorf("local: pipeline inputs: %w", err)
 	}
-	return r.runDAG(ctx, root, "", in)
+	return out, nil
+}
+
+// runRoot runs the root DAG.
+func (r *runner) runRoot(ctx context.Context) result {
+	return r.runDAG(ctx, r.p.Spec.GetRoot(), "", r.rootIn)
 }
 
 // component returns the component a task refers to.

@@ -171,6 +171,7 @@ type runner struct {
 	p         *ir.Pipeline
 	opts      Options
 	root      string // pipeline root URI
+	rootIn    launch.Inputs
 	executors map[string]*executor
 	sem       chan struct{} // bounds concurrent container executions
 
@@ -183,6 +184,13 @@ type runner struct {
 func newRunner(ctx context.Context, p *ir.Pipeline, opts Options) (*runner, func(), error) {
 	if p == nil || p.Spec == nil || p.Spec.GetRoot() == nil {
 		return nil, nil, errors.New("local: pipeline has no root component")
+	}
+	if p.Spec.GetRoot().GetDag() == nil {
+		return nil, nil, errors.New("local: the root component is not a DAG")
+	}
+	rootIn, err := rootInputs(p.Spec.GetRoot(), opts.Params)
+	if err != nil {
+		return nil, nil, err
 	}
 	if opts.RunID == "" {
 		return nil, nil, errors.New("local: Options.RunID is empty")
@@ -237,7 +245,7 @@ func newRunner(ctx context.Context, p *ir.Pipeline, opts Options) (*runner, func
 	if err != nil {
 		return fail(err)
 	}
-	r := &runner{p: p, opts: opts, root: root, executors: execs, sem: make(chan struct{}, opts.Parallelism)}
+	r := &runner{p: p, opts: opts, root: root, rootIn: rootIn, executors: execs, sem: make(chan struct{}, opts.Parallelism)}
 	r.warnPlatform()
 	return r, cleanup, nil
 }

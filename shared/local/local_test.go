@@ -717,6 +717,7 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	}{
 		{"nil pipeline", nil, Options{RunID: "r"}, "no root component"},
 		{"no run id", p, Options{}, "RunID is empty"},
+		{"missing input", loadFile(t, "testdata/loop_static.yaml"), Options{RunID: "r"}, `parameter "dir"`},
 		{"bad root", p, Options{RunID: "r", PipelineRoot: "gs://bucket/x", WorkDir: t.TempDir()}, "unsupported scheme"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -141,8 +141,13 @@ func (r *runner) platformName(sc *scope, literal string, ref *ir.ParamRef) (stri
 	if err != nil {
 		return "", fmt.Errorf("name parameter: %w", err)
 	}
-	if ps.GetTaskOutputParameter() != nil && sc.nodes[ps.GetTaskOutputParameter().GetProducerTask()] == nil {
-		return "", fmt.Errorf("name parameter: task %q is not in the same DAG", ps.GetTaskOutputParameter().GetProducerTask())
+	if x := ps.GetTaskOutputParameter(); x != nil {
+		producer := sc.nodes[x.GetProducerTask()]
+		if producer == nil {
+			return "", fmt.Errorf("name parameter: task %q is not in the same DAG", x.GetProducerTask())
+		}
+		// The producer need not be among the task's dependentTasks.
+		<-producer.done
 	}
 	v, why, err := r.resolveParam(sc, ps)
 	if err != nil {
