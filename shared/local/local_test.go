@@ -753,3 +753,28 @@ func TestImporter(t *testing.T) {
 		t.Errorf("read output (-want +got):\n%s", d)
 	}
 }
+
+func TestArtifactFanOutAndFanIn(t *testing.T) {
+	p := loadFile(t, "testdata/loop_artifacts.yaml")
+	o := runPipeline(context.Background(), t, p, nil, nil)
+	if o.state != StateSucceeded {
+		t.Fatalf("Run = %s, %v", o.state, o.err)
+	}
+	var uris []string
+	for _, a := range o.rec.last(t, "make-files").Outputs.Artifacts["Output"] {
+		uris = append(uris, a.GetUri())
+	}
+	var want []string
+	for i := range 3 {
+		want = append(want, artifacts.Join(o.opts.PipelineRoot, "run-1", fmt.Sprintf("make-files.for-loop-1.%d.make-file", i), "Output"))
+	}
+	if d := cmp.Diff(want, uris); d != "" {
+		t.Errorf("collected artifact URIs (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]any{"Output": `["A","B","C"]`}, plain(o.rec.last(t, "gather").Outputs.Params)); d != "" {
+		t.Errorf("gather output (-want +got):\n%s", d)
+	}
+	if got := o.rec.last(t, "for-loop-2.1.read-file").Inputs.Artifacts["file"]; len(got) != 1 || got[0].GetUri() != want[1] {
+		t.Errorf("iteration 1 read %v, want %s", got, want[1])
+	}
+}
