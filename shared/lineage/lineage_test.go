@@ -384,3 +384,20 @@ func FuzzDecodeTaskFinished(f *testing.F) {
 		}
 	})
 }
+
+func TestCloneKeepsTheOriginal(t *testing.T) {
+	tf := TaskFinished{
+		Execution: Execution{RunID: "r", TaskID: "t", State: "SUCCEEDED"},
+		Outputs:   map[string][]Artifact{"m": {{URI: "s3://x"}}},
+	}
+	c := tf.Clone()
+	if err := c.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Artifact{URI: "s3://x"}, tf.Outputs["m"][0]); diff != "" {
+		t.Errorf("Normalize of a clone changed the original (-want +got):\n%s", diff)
+	}
+	if c.Outputs["m"][0].ID != ArtifactID("s3://x") {
+		t.Errorf("clone was not normalized: %+v", c.Outputs["m"][0])
+	}
+}

@@ -33,7 +33,24 @@ var terminal = map[string]bool{
 	api.StateCached: true, api.StateCanceled: true,
 }
 
-// Normalize checks tf and fills what follows from it: the execution id, every artifact's
+// Clone returns a copy of tf whose artifact maps and slices are its own, so that
+// Normalize on the copy leaves tf untouched (metadata and parameter maps stay shared).
+func (tf TaskFinished) Clone() TaskFinished {
+	cp := func(m map[string][]Artifact) map[string][]Artifact {
+		if m == nil {
+			return nil
+		}
+		out := make(map[string][]Artifact, len(m))
+		for k, v := range m {
+			out[k] = append([]Artifact(nil), v...)
+		}
+		return out
+	}
+	tf.Inputs, tf.Outputs = cp(tf.Inputs), cp(tf.Outputs)
+	return tf
+}
+
+// Normalize checks tf and fills, in place, what follows from it: the execution id, every artifact's
 // id, default names (the input/output name), and for outputs the producer and creation
 // time. A CACHED execution did not write its outputs: their producer is CachedFrom. It
 // returns every problem found, each with its path.

@@ -78,7 +78,10 @@ func (s *Store) RecordTasksFinished(ctx context.Context, team string, tfs []line
 	if err := checkTeam(team); err != nil {
 		return err
 	}
+	// Normalizing fills ids in the artifact slices: work on copies, not the caller's.
+	tfs = append([]lineage.TaskFinished(nil), tfs...)
 	for i := range tfs {
+		tfs[i] = tfs[i].Clone()
 		if err := tfs[i].Normalize(); err != nil {
 			return api.Errorf(api.KindInvalid, "lineage: task %q of run %q: %s", tfs[i].Execution.TaskID,
 				tfs[i].Execution.RunID, strings.ReplaceAll(err.Error(), "\n", "; "))
