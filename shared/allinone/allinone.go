@@ -17,10 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	"github.com/redis/go-redis/v9"
 
 	compilefn "github.com/pipefn/pipefn/functions/compile/handler"
 	statusfn "github.com/pipefn/pipefn/functions/status/handler"
@@ -58,13 +56,13 @@ type Server struct {
 	Store *state.Store
 	Bus   *events.Bus
 
-	cfg      Config
-	rdb      redis.UniversalClient
-	mini     *miniredis.Miniredis
-	local    *compilefn.LocalBackend
-	cleanup  []func()
-	done     chan error
-	draining atomic.Bool
+	cfg       Config
+	embedded  bool
+	local     *compilefn.LocalBackend
+	cleanup   []func()
+	closeOnce sync.Once
+	done      chan error
+	draining  atomic.Bool
 }
 
 // Start builds every function and starts serving; it returns once the listener accepts
@@ -107,10 +105,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := s.openRedis(); err != nil {
-		return nil, err
+	if cfg.RedisURL == "" {
+		st, stop, err := state.Embedded(cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.Store, s.embedded = st, true
+		s.cleanup = append(s.cleanup, stop)
+	} else {
+		st, err := state.Open(ctx, cfg.RedisURL, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.Store = st
+		s.cleanup = append(s.cleanup, func() { _ = st.Close() })
 	}
-	s.Store = state.New(s.rdb, cfg.Now)
 
 	log := cfg.Log
 	router := events.NewRouter(log)
@@ -154,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
 
 	mux := http.NewServeMux()
-	serve.Health(mux, func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }, &s.draining)
+	serve.Health(mux, s.Store.Ping, &s.draining)
 	submit.Routes(mux)
 	status.Routes(mux)
 	mux.Handle("POST /events", publishHandler(s.Bus, log))
@@ -185,51 +194,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Wait() error { return <-s.done }
 
 // Embedded reports whether Redis is embedded (state is lost on exit).
-func (s *Server) Embedded() bool { return s.mini != nil }
+func (s *Server) Embedded() bool { return s.embedded }
 
 // DataDir is where logs, work directories and local artifacts go.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
-
-func (s *Server) openRedis() error {
-	if s.cfg.RedisURL == "" {
-		m := miniredis.NewMiniRedis()
-		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
-		}
-		s.mini = m
-		s.cleanup = append(s.cleanup, m.Close)
-		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr()})
-		return nil
-	}
-	opts, err := redis.ParseURL(s.cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("--redis %q: %w", redactURL(s.cfg.RedisURL), err)
-	}
-	s.rdb = redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
-	}
-	return nil
-}
-
-// redactURL drops a password from a Redis URL before it is shown.
-func redactURL(u string) string {
-	if i, j := indexByte(u, '@'), indexByte(u, ':'); i > 0 && j >= 0 {
-		return "redis://***@" + u[i+1:]
-	}
-	return u
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
 
 // shutdown stops local runs (recording their final states) and drains the bus.
 func (s *Server) shutdown(ctx context.Context) error {
@@ -243,19 +211,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-var closeOnce sync.Mutex
-
 func (s *Server) close() {
-	closeOnce.Lock()
-	defer closeOnce.Unlock()
-	if s.rdb != nil {
-		_ = s.rdb.Close()
-		s.rdb = nil
-	}
-	for i := len(s.cleanup) - 1; i >= 0; i-- {
-		s.cleanup[i]()
-	}
-	s.cleanup = nil
+	s.closeOnce.Do(func() {
+		for i := len(s.cleanup) - 1; i >= 0; i-- {
+			s.cleanup[i]()
+		}
+	})
 }
 
 // tick sends the ticks a Knative PingSource would: the schedule and the status resync.

@@ -1,0 +1,48 @@
+// Command compile is the compile function: it turns dev.pipefn.run.submitted.v1 into the
+// run's backend object and replies dev.pipefn.run.dispatched.v1.
+//
+// Environment: PORT, REDIS_URL, PIPEFN_TEAM, PIPEFN_BACKEND (default tekton),
+// PIPEFN_LAUNCHER_IMAGE, PIPEFN_PIPELINE_ROOT (e.g. s3://bucket/team),
+// K_SERVICE/K_REVISION.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/pipefn/pipefn/functions/compile/handler"
+	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/serve"
+	"github.com/pipefn/pipefn/shared/state"
+)
+
+func main() { serve.Main("compile", build) }
+
+func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mux *http.ServeMux) (serve.Mounted, error) {
+	st, err := state.Open(ctx, getenv("REDIS_URL"), nil)
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	backend := getenv("PIPEFN_BACKEND")
+	if backend == "" {
+		backend = "tekton"
+	}
+	root := getenv("PIPEFN_PIPELINE_ROOT")
+	h := &handler.Handler{
+		Runs:           st,
+		Backends:       handler.ClusterBackends(getenv("PIPEFN_LAUNCHER_IMAGE"), log),
+		DefaultBackend: backend,
+		PipelineRoot:   func(team, runID string) string { return root },
+		Source:         "pipefn/compile", Log: log,
+	}
+	router := events.NewRouter(log)
+	// A Broker delivers at least once: a redelivered submission or cancel is dropped here.
+	router.Handle(events.TypeRunSubmitted, events.Dedupe(st, 24*time.Hour, h.Submitted))
+	router.Handle(events.TypeRunCancel, events.Dedupe(st, 24*time.Hour, h.CancelRequested))
+	ce := events.HTTPHandler(router)
+	mux.Handle("POST /{$}", ce)
+	mux.Handle("POST /events", ce)
+	return serve.Mounted{Ready: st.Ping, OnShutdown: func(context.Context) error { return st.Close() }}, nil
+}

@@ -1,0 +1,47 @@
+// Command status is the status function: it folds backend reports into run and task
+// states, resyncs active runs on each tick, and serves the reads of runs (get, list, live
+// stream, logs).
+//
+// Environment: PORT, REDIS_URL, K_SINK (the Broker), PIPEFN_TEAM, K_SERVICE/K_REVISION.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/pipefn/pipefn/functions/status/handler"
+	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/serve"
+	"github.com/pipefn/pipefn/shared/state"
+)
+
+func main() { serve.Main("status", build) }
+
+func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mux *http.ServeMux) (serve.Mounted, error) {
+	team := getenv("PIPEFN_TEAM")
+	if team == "" {
+		return serve.Mounted{}, errors.New("PIPEFN_TEAM is not set: name the team this install serves")
+	}
+	st, err := state.Open(ctx, getenv("REDIS_URL"), nil)
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	sink, err := events.SinkFromEnv()
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	h := &handler.Handler{
+		Store: st, Events: events.NewHTTPSender(sink, nil),
+		TeamOf: func(*http.Request) (string, error) { return team, nil },
+		Source: "pipefn/status", Log: log,
+	}
+	h.Routes(mux)
+	router := events.NewRouter(log)
+	h.Register(router)
+	ce := events.HTTPHandler(router)
+	mux.Handle("POST /{$}", ce)
+	mux.Handle("POST /events", ce)
+	return serve.Mounted{Ready: st.Ping, OnShutdown: func(context.Context) error { return st.Close() }}, nil
+}

@@ -1,0 +1,49 @@
+// Command submit is the submit function: pipefn's REST writes (pipelines, versions,
+// experiments, runs). It stores runs in Redis and announces them to the Broker.
+//
+// Environment: PORT, REDIS_URL, K_SINK (the Broker, set by a SinkBinding), PIPEFN_TEAM
+// (the team this install serves), PIPEFN_BACKEND (default backend: tekton|argo),
+// K_SERVICE/K_REVISION (log fields).
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	_ "time/tzdata"
+
+	"github.com/pipefn/pipefn/functions/submit/handler"
+	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/serve"
+	"github.com/pipefn/pipefn/shared/state"
+)
+
+func main() { serve.Main("submit", build) }
+
+func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mux *http.ServeMux) (serve.Mounted, error) {
+	team := getenv("PIPEFN_TEAM")
+	if team == "" {
+		return serve.Mounted{}, errors.New("PIPEFN_TEAM is not set: name the team this install serves")
+	}
+	st, err := state.Open(ctx, getenv("REDIS_URL"), nil)
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	sink, err := events.SinkFromEnv()
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	backend := getenv("PIPEFN_BACKEND")
+	if backend == "" {
+		backend = "tekton"
+	}
+	h := &handler.Handler{
+		Store: st, Events: events.NewHTTPSender(sink, nil), DefaultBackend: backend,
+		Backends: []string{"tekton", "argo"},
+		TeamOf:   func(*http.Request) (string, error) { return team, nil },
+		Source:   "pipefn/submit", Log: log,
+	}
+	h.Routes(mux)
+	return serve.Mounted{Ready: st.Ping, OnShutdown: func(context.Context) error { return st.Close() }}, nil
+}
