@@ -74,7 +74,7 @@ func TestLightFunctionsNeverLinkKubernetes(t *testing.T) {
 // directly.
 func TestOneImporterPerOutsideSystem(t *testing.T) {
 	rules := map[string][]string{
-		"github.com/redis/go-redis/": {module + "/shared/state", module + "/shared/redistest"},
+		"github.com/redis/go-redis/":    {module + "/shared/state", module + "/shared/redistest"},
 		"github.com/aws/aws-sdk-go-v2/": {module + "/shared/artifacts"},
 		"k8s.io/client-go/":             {module + "/shared/k8s"},
 	}
