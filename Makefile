@@ -7,7 +7,7 @@ PIPEFN_CACHE ?= $(HOME)/.cache/pipefn
 BIN := $(CURDIR)/bin
 export PATH := $(PIPEFN_CACHE)/bin:$(PATH)
 
-.PHONY: all build run test test-deps deps-redis fmt vet bench
+.PHONY: all build run test test-deps deps-redis deps-curl fmt vet bench
 
 all: build
 
@@ -15,6 +15,13 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/pipefn ./cmd/pipefn
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/launcher ./cmd/launcher
+
+# run starts pipefn up, runs an example to completion and leaves the server up.
+run: build deps-curl
+	./scripts/run-local.sh
+
+deps-curl:
+	@command -v curl >/dev/null || { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 
 # deps-redis installs redis-server from Debian where it is missing.
 deps-redis:
