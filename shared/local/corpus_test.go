@@ -2,11 +2,13 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +200,94 @@ func TestCorpusLongRunningCancel(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("processes left after cancel: %v", left)
 	}
+}
+
+// shellExecutor replaces a (Python) executor of a corpus pipeline with a
+// shell command, so the pipeline's control flow runs here unchanged while
+// the component's work is done by sh.
+func shellExecutor(t *testing.T, p *ir.Pipeline, label, script string, args ...string) {
+	t.Helper()
+	e := p.Deployment.GetExecutors()[label]
+	if e.GetContainer() == nil {
+		t.Fatalf("executor %s has no container", label)
+	}
+	e.GetContainer().Command = []string{"sh", "-c", script}
+	e.GetContainer().Args = args
+}
+
+// Python-component corpus pipelines whose executors are swapped for shell
+// commands doing the same work: the IR's DAGs, loops, conditions and exit
+// handlers are KFP's own.
+func TestCorpusControlFlowWithShellExecutors(t *testing.T) {
+	const out = "{{$.outputs.parameters['Output'].output_file}}"
+	sum := `mkdir -p "$(dirname "$1")"; s=$(printf %s "$0" | tr -d '[] ' | tr , +); echo $((${s:-0})) > "$1"`
+	t.Run("conditional_producer_and_consumers", func(t *testing.T) {
+		for _, tc := range []struct {
+			threshold int
+			want      map[string]string
+			sum       any
+		}{
+			// Items 1, 2, 3: the inner condition keeps those >= threshold;
+			// the outer one runs add only when threshold == 2.
+			{2, map[string]string{
+				"for-loop-2.0.condition-3": StateSkipped, "for-loop-2.1.condition-3": StateSucceeded,
+				"for-loop-2.2.condition-3": StateSucceeded, "condition-4.add": StateSucceeded,
+			}, 10.0},
+			{5, map[string]string{
+				"for-loop-2.0.condition-3": StateSkipped, "for-loop-2.1.condition-3": StateSkipped,
+				"for-loop-2.2.condition-3": StateSkipped, "condition-4.add": StateSkipped,
+			}, nil},
+		} {
+			t.Run(strconv.Itoa(tc.threshold), func(t *testing.T) {
+				p := loadCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__conditional_producer_and_consumers.yaml")
+				shellExecutor(t, p, "exec-double", `mkdir -p "$(dirname "$1")"; echo $((2 * $0)) > "$1"`,
+					"{{$.inputs.parameters['num']}}", out)
+				shellExecutor(t, p, "exec-add", sum, "{{$.inputs.parameters['nums']}}", out)
+				o := runPipeline(context.Background(), t, p, map[string]any{"threshold": tc.threshold}, nil)
+				if o.state != StateSucceeded {
+					t.Fatalf("Run = %s, %v", o.state, o.err)
+				}
+				final := o.rec.final()
+				got := map[string]string{}
+				for id := range tc.want {
+					got[id] = final[id]
+				}
+				if d := cmp.Diff(tc.want, got); d != "" {
+					t.Errorf("states (-want +got):\n%s", d)
+				}
+				var gotSum any
+				if v, ok := o.rec.last(t, "condition-4.add").Outputs.Params["Output"]; ok {
+					gotSum = v.AsInterface()
+				}
+				if d := cmp.Diff(tc.sum, gotSum); d != "" {
+					t.Errorf("add output (-want +got):\n%s", d)
+				}
+			})
+		}
+	})
+	t.Run("pipeline_with_task_final_status", func(t *testing.T) {
+		p := loadCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_task_final_status.yaml")
+		shellExecutor(t, p, "exec-print-op", `echo "$0"`, "{{$.inputs.parameters['message']}}")
+		shellExecutor(t, p, "exec-fail-op", `echo "$0" >&2; exit 1`, "{{$.inputs.parameters['message']}}")
+		shellExecutor(t, p, "exec-exit-op", `printf '%s\n%s\n' "$1" "$0"`, "{{$.inputs.parameters['user_input']}}", "{{$.inputs.parameters['status']}}")
+		o := runPipeline(context.Background(), t, p, nil, nil)
+		if o.state != StateFailed {
+			t.Fatalf("Run = %s, want FAILED", o.state)
+		}
+		want := map[string]string{
+			"exit-handler-1": StateFailed, "exit-handler-1.fail-op": StateFailed,
+			"exit-handler-1.print-op": StateSucceeded, "exit-op": StateSucceeded,
+		}
+		if d := cmp.Diff(want, o.rec.final()); d != "" {
+			t.Errorf("final states (-want +got):\n%s", d)
+		}
+		status, msg, _ := strings.Cut(strings.TrimSpace(o.logs.text("exit-op")), "\n")
+		var st map[string]any
+		if err := json.Unmarshal([]byte(status), &st); err != nil {
+			t.Fatalf("exit-op printed %q: %v", status, err)
+		}
+		if msg != "Hello World!" || st["state"] != "FAILED" || st["pipelineTaskName"] != "exit-handler-1" {
+			t.Errorf("exit-op saw message %q and status %v", msg, st)
+		}
+	})
 }
