@@ -408,7 +408,6 @@ func TestRefusals(t *testing.T) {
 		t.Error("nil spec: want an error")
 	}
 	for _, tc := range []struct{ file, want string }{
-		{"kfp__kubernetes_platform__python__test__snapshot__data__create_mount_delete_dynamic_pvc.yaml", `"argostub/createpvc" is a kfp-kubernetes stub`},
 		{"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml", "pipelineConfig.workspace"},
 		{"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml", "root.inputDefinitions.artifacts['in_dataset']"},
 	} {
@@ -444,6 +443,56 @@ func TestWorkflowMeta(t *testing.T) {
 		t.Error(diff)
 	}
 	if diff := cmp.Diff(entrypoint, wf.Spec.Templates[0].Name); diff != "" {
+		t.Error(diff)
+	}
+}
+
+// TestCreatePVCAtRunTime substitutes the CreatePVC manifest with the
+// task's inputs as Argo does and checks it is the PVC KFP would create.
+func TestCreatePVCAtRunTime(t *testing.T) {
+	wf := compileCorpus(t, goldenFiles["k8s_pvc"])
+	create := template_(t, wf, "createpvc")
+	if create.Resource == nil || create.Resource.Action != "create" {
+		t.Fatalf("createpvc is not a create resource action: %+v", create.Resource)
+	}
+	args := wfv1.Arguments{Parameters: []wfv1.Parameter{
+		{Name: "p-access_modes", Value: wfv1.AnyStringPtr(`["ReadWriteOnce"]`)},
+		{Name: "p-data_source", Value: wfv1.AnyStringPtr(`{"apiGroup":"snapshot.storage.k8s.io","kind":"VolumeSnapshot","name":"my-snap"}`)},
+		{Name: "p-pvc_name_suffix", Value: wfv1.AnyStringPtr("-my-pvc")},
+		{Name: "p-size", Value: wfv1.AnyStringPtr("5Mi")},
+		{Name: "p-storage_class_name", Value: wfv1.AnyStringPtr("standard")},
+	}}
+	out, err := common.ProcessArgs(create, &args, common.Parameters{"workflow.name": "pf-run-0001"}, common.Parameters{}, false, "ns", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out.Resource.Manifest), &got); err != nil {
+		t.Fatalf("manifest is not JSON: %q: %v", out.Resource.Manifest, err)
+	}
+	want := map[string]any{
+		"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+		"metadata": map[string]any{"name": "pf-run-0001-my-pvc"},
+		"spec": map[string]any{
+			"accessModes":      []any{"ReadWriteOnce"},
+			"dataSource":       map[string]any{"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "my-snap"},
+			"resources":        map[string]any{"requests": map[string]any{"storage": "5Mi"}},
+			"storageClassName": "standard",
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PVC manifest (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff("{.metadata.name}", create.Outputs.Parameters[0].ValueFrom.JSONPath); diff != "" {
+		t.Error(diff)
+	}
+	del := template_(t, wf, "deletepvc")
+	if del.Resource == nil || del.Resource.Action != "delete" {
+		t.Fatalf("deletepvc is not a delete resource action: %+v", del.Resource)
+	}
+	// The consumer mounts the PVC named by createpvc's output.
+	consumer := dagTask(t, template_(t, wf, "root"), "consumer")
+	if diff := cmp.Diff("{{tasks.createpvc.outputs.parameters.p-name}}", consumer.Arguments.GetParameterByName("k-0").Value.String()); diff != "" {
 		t.Error(diff)
 	}
 }

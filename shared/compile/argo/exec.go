@@ -80,9 +80,24 @@ func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticI
 			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.container.lifecycle: container lifecycle hooks are not supported", execWhere)
 		}
 		if img := ctr.GetImage(); strings.HasPrefix(img, "argostub/") {
-			// kfp-kubernetes CreatePVC/DeletePVC: KFP's own backends turn these
-			// into Kubernetes API calls; running the stub image would do nothing.
-			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.container.image: %q is a kfp-kubernetes stub (CreatePVC/DeletePVC), which pipefn's Argo backend does not implement yet", execWhere, img)
+			// kfp-kubernetes CreatePVC/DeletePVC: KFP's backends turn these
+			// into Kubernetes API calls, so do we (Argo resource templates).
+			res, err := pvcResource(execWhere, img, ti)
+			if err != nil {
+				return wfv1.DAGTask{}, err
+			}
+			tmpl.Resource = res
+			if img == createPVCImage {
+				tmpl.Outputs.Parameters = []wfv1.Parameter{{Name: launch.ParamResult("name"), ValueFrom: &wfv1.ValueFrom{JSONPath: "{.metadata.name}"}}}
+			} else {
+				tmpl.Outputs = wfv1.Outputs{}
+			}
+			if rp := task.GetRetryPolicy(); rp != nil && rp.GetMaxRetryCount() > 0 {
+				tmpl.RetryStrategy = retryStrategy(rp)
+			}
+			tmpl.Inputs = templateInputs(args)
+			c.out = append(c.out, tmpl)
+			return wfv1.DAGTask{Name: argoName, Template: tmpl.Name, Arguments: wfv1.Arguments{Parameters: args}}, nil
 		}
 		cfg.Container = launch.ContainerFromSpec(ctr)
 		main := &apiv1.Container{
@@ -310,4 +325,86 @@ func acceleratorResource(t string) apiv1.ResourceName {
 		return "google.com/tpu"
 	}
 	return apiv1.ResourceName(t)
+}
+
+// Images the KFP SDK writes for kfp-kubernetes' CreatePVC and DeletePVC.
+const (
+	createPVCImage = "argostub/createpvc"
+	deletePVCImage = "argostub/deletepvc"
+)
+
+// pvcResource builds the Argo resource action of CreatePVC/DeletePVC. The
+// manifest is JSON (valid YAML) whose values are the task's inputs,
+// substituted by Argo: LIST and STRUCT inputs are compact JSON and go in
+// raw, strings go in quoted.
+func pvcResource(where, image string, ti *taskInputs) (*wfv1.ResourceTemplate, error) {
+	in := func(name string) (string, bool) {
+		_, ok := ti.params[name]
+		return "{{inputs.parameters." + launch.ParamResult(name) + "}}", ok
+	}
+	switch image {
+	case deletePVCImage:
+		name, ok := in("pvc_name")
+		if !ok {
+			return nil, fmt.Errorf("argo: %s: DeletePVC needs pvc_name", where)
+		}
+		return &wfv1.ResourceTemplate{Action: "delete", Manifest: `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"` + name + `"}}`}, nil
+	case createPVCImage:
+	default:
+		return nil, fmt.Errorf("argo: %s.container.image: %q is a KFP backend stub pipefn does not know", where, image)
+	}
+	for n := range ti.params {
+		switch n {
+		case "access_modes", "size", "pvc_name", "pvc_name_suffix", "storage_class_name", "storage_class", "default_storage_class", "annotations", "volume_name", "data_source":
+		default:
+			return nil, fmt.Errorf("argo: %s: CreatePVC input %q is not supported", where, n)
+		}
+	}
+	var meta, spec []string
+	switch name, hasName := in("pvc_name"); {
+	case hasName:
+		meta = append(meta, `"name":"`+name+`"`)
+	default:
+		if suffix, ok := in("pvc_name_suffix"); ok {
+			meta = append(meta, `"name":"{{workflow.name}}`+suffix+`"`)
+		} else {
+			meta = append(meta, `"generateName":"{{workflow.name}}-"`)
+		}
+	}
+	if a, ok := in("annotations"); ok {
+		meta = append(meta, `"annotations":`+a)
+	}
+	modes, ok := in("access_modes")
+	if !ok {
+		return nil, fmt.Errorf("argo: %s: CreatePVC needs access_modes", where)
+	}
+	spec = append(spec, `"accessModes":`+modes)
+	size, ok := in("size")
+	if !ok {
+		return nil, fmt.Errorf("argo: %s: CreatePVC needs size", where)
+	}
+	spec = append(spec, `"resources":{"requests":{"storage":"`+size+`"}}`)
+	useDefault := false
+	if d, ok := ti.params["default_storage_class"]; ok {
+		if d != "true" && d != "false" {
+			return nil, fmt.Errorf("argo: %s: default_storage_class must be a constant", where)
+		}
+		useDefault = d == "true"
+	}
+	if !useDefault {
+		for _, n := range []string{"storage_class_name", "storage_class"} {
+			if v, ok := in(n); ok {
+				spec = append(spec, `"storageClassName":"`+v+`"`)
+				break
+			}
+		}
+	}
+	if v, ok := in("volume_name"); ok {
+		spec = append(spec, `"volumeName":"`+v+`"`)
+	}
+	if v, ok := in("data_source"); ok {
+		spec = append(spec, `"dataSource":`+v)
+	}
+	manifest := `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{` + strings.Join(meta, ",") + `},"spec":{` + strings.Join(spec, ",") + `}}`
+	return &wfv1.ResourceTemplate{Action: "create", Manifest: manifest}, nil
 }
