@@ -230,6 +230,25 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 	var errs []string
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 
+	// resolve finds the value a kfp-kubernetes reference names. A
+	// componentInputParameter names one of the task's own inputs (the
+	// "pipelinechannel--" inputs the SDK adds) or, in older SDKs, an input
+	// of the enclosing DAG.
+	resolve := func(field string, ref *ir.ParamRef) (*source, bool) {
+		if name := ref.ComponentInputParameter; name != "" {
+			if src, ok := b.srcs[name]; ok {
+				return src, true
+			}
+		}
+		spec, err := ref.Proto()
+		if err != nil {
+			fail("%s: %v", field, err)
+			return nil, false
+		}
+		n := len(c.errs)
+		src := c.paramSource(s, spec, where+"."+field)
+		return src, len(c.errs) == n
+	}
 	// value resolves a kfp-kubernetes parameter reference to a literal or a
 	// task parameter reference (for fields Tekton substitutes).
 	value := func(field string, ref *ir.ParamRef, literal string) (string, bool) {
@@ -240,12 +259,10 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 			}
 			return literal, true
 		}
-		spec, err := ref.Proto()
-		if err != nil {
-			fail("%s: %v", field, err)
+		src, ok := resolve(field, ref)
+		if !ok {
 			return "", false
 		}
-		src := c.paramSource(s, spec, where+"."+field)
 		if src == nil {
 			// An optional input left unbound drops the setting, as the KFP
 			// driver does.
@@ -271,13 +288,8 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 	// podValue resolves a reference used in the pod template, which Tekton
 	// does not substitute: it must be known when compiling.
 	podValue := func(field string, ref *ir.ParamRef) (string, bool) {
-		spec, err := ref.Proto()
-		if err != nil {
-			fail("%s: %v", field, err)
-			return "", false
-		}
-		src := c.paramSource(s, spec, where+"."+field)
-		if src == nil {
+		src, ok := resolve(field, ref)
+		if !ok || src == nil {
 			return "", false // optional and unbound: the setting is dropped
 		}
 		v, ok := c.constant(src)
