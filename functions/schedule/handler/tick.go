@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -59,6 +60,54 @@ type Handler struct {
 	RunState func(ctx context.Context, team, runID string) (string, error)
 	// SubmitParallelism bounds concurrent Submit calls per tick; 0 means 8.
 	SubmitParallelism int
+
+	// parsed caches parsed triggers: most schedules share a handful of cron strings, and
+	// parsing dominated a tick's CPU over many schedules.
+	parsed  sync.Map // triggerKey -> schedule.Schedule
+	parsedN atomic.Int64
+}
+
+// triggerKey identifies a trigger and zone for the parse cache.
+type triggerKey struct {
+	cron       string
+	interval   int64
+	start, end int64
+	tz         string
+}
+
+const maxParsed = 100_000
+
+// parse parses rr's trigger, through the cache.
+func (h *Handler) parse(rr api.RecurringRun) (schedule.Schedule, error) {
+	k := triggerKey{tz: rr.TimeZone}
+	var start, end *time.Time
+	switch t := rr.Trigger; {
+	case t.CronSchedule != nil && t.PeriodicSchedule == nil:
+		k.cron, start, end = t.CronSchedule.Cron, t.CronSchedule.StartTime, t.CronSchedule.EndTime
+	case t.PeriodicSchedule != nil && t.CronSchedule == nil:
+		k.interval, start, end = t.PeriodicSchedule.IntervalSecond, t.PeriodicSchedule.StartTime, t.PeriodicSchedule.EndTime
+	default:
+		return schedule.Parse(rr.Trigger, rr.TimeZone)
+	}
+	if start != nil {
+		k.start = start.UnixNano()
+	}
+	if end != nil {
+		k.end = end.UnixNano()
+	}
+	if v, ok := h.parsed.Load(k); ok {
+		return v.(schedule.Schedule), nil
+	}
+	s, err := schedule.Parse(rr.Trigger, rr.TimeZone)
+	if err != nil {
+		return s, err
+	}
+	if h.parsedN.Add(1) > maxParsed {
+		h.parsed.Clear()
+		h.parsedN.Store(0)
+	}
+	h.parsed.Store(k, s)
+	return s, nil
 }
 
 func (h *Handler) log() *slog.Logger {
@@ -178,7 +227,7 @@ func (h *Handler) Tick(ctx context.Context, team string, now time.Time) (Report,
 // decide computes one schedule's commit. ok is false when there is nothing to write.
 func (h *Handler) decide(ctx context.Context, team string, ds state.DueSchedule, now time.Time) (state.TickCommit, bool, bool) {
 	rr := ds.RecurringRun
-	sch, err := schedule.Parse(rr.Trigger, rr.TimeZone)
+	sch, err := h.parse(rr)
 	if err != nil {
 		// Validated at create time; only a changed tz database could get here.
 		h.log().ErrorContext(ctx, "stored recurring run no longer parses; skipping it", "team", team,
