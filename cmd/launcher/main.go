@@ -5,12 +5,15 @@
 //	launcher run      --config-b64 B --param K=V ... --artifact K=URIS ... --results-dir D
 //	launcher cond     --config-b64 B --param K=V ... --results-dir D
 //	launcher importer --config-b64 B --param K=V ... --results-dir D
+//	launcher items    --config-b64 B --param list=JSON --results-dir D
 //	launcher copy [SRC] DST
 //
 // Artifact store credentials come from the environment (AWS_* and the SDK's
 // usual chain for s3:// roots). PIPEFN_MOUNT_ROOT overrides where remote
 // artifacts are placed locally (default "/", KFP's /s3/<bucket>/<key>).
-// The exit code is the user command's when it fails, 1 for launcher errors.
+// Loop extensions (--extra-b64, --iteration, --list-param, --list-artifact)
+// are described at launch.Invocation. The exit code is the user command's
+// when it fails, 1 for launcher errors, 2 for a malformed command line.
 package main
 
 import (
@@ -25,7 +28,6 @@ import (
 	"syscall"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/pipefn/pipefn/shared/artifacts"
 	"github.com/pipefn/pipefn/shared/ir"
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch inv.Command {
 	case "cond":
 		err = runCond(inv)
+	case "items":
+		err = runItems(inv)
 	default:
 		err = runTask(ctx, inv, stdout, stderr)
 	}
@@ -82,9 +86,18 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	in, err := decodeInputs(spec, inv)
+	bound, err := inv.Bind(cfg.TaskID, launch.SpecTypes(spec))
 	if err != nil {
 		return fmt.Errorf("task %s: %w", cfg.TaskID, err)
+	}
+	cfg.TaskID = bound.TaskID
+	types := map[string]launch.ParameterType{}
+	for name, def := range spec.GetOutputDefinitions().GetParameters() {
+		types[name] = def.GetParameterType()
+	}
+	if bound.Skip {
+		slog.Info("task skipped", "task", cfg.TaskID, "reason", bound.SkipReason)
+		return launch.WriteSkippedResults(inv.ResultsDir, spec)
 	}
 	mount := os.Getenv("PIPEFN_MOUNT_ROOT")
 	if mount == "" {
@@ -98,16 +111,12 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	}
 	var out launch.Outputs
 	if inv.Command == "importer" {
-		out, err = launch.Import(ctx, cfg, in, env)
+		out, err = launch.Import(ctx, cfg, bound.Inputs, env)
 	} else {
-		out, err = launch.Execute(ctx, cfg, in, env)
+		out, err = launch.Execute(ctx, cfg, bound.Inputs, env)
 	}
 	if err != nil {
 		return err
-	}
-	types := map[string]launch.ParameterType{}
-	for name, def := range spec.GetOutputDefinitions().GetParameters() {
-		types[name] = def.GetParameterType()
 	}
 	if err := launch.WriteResults(inv.ResultsDir, out, types); err != nil {
 		return err
@@ -116,52 +125,49 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	return nil
 }
 
-// decodeInputs turns --param and --artifact text into typed inputs using the
-// component's input definitions.
-func decodeInputs(spec *pipelinespec.ComponentSpec, inv launch.Invocation) (launch.Inputs, error) {
-	in := launch.Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
-	pdefs := spec.GetInputDefinitions().GetParameters()
-	for name, text := range inv.Params {
-		v, err := launch.DecodeParam(text, pdefs[name].GetParameterType())
-		if err != nil {
-			return launch.Inputs{}, fmt.Errorf("--param %s: %w", name, err)
-		}
-		in.Params[name] = v
-	}
-	adefs := spec.GetInputDefinitions().GetArtifacts()
-	for name, text := range inv.Artifacts {
-		uris, err := launch.DecodeArtifactURIs(text)
-		if err != nil {
-			return launch.Inputs{}, fmt.Errorf("--artifact %s: %w", name, err)
-		}
-		for _, u := range uris {
-			in.Artifacts[name] = append(in.Artifacts[name], &pipelinespec.RuntimeArtifact{
-				Name: name, Uri: u, Type: adefs[name].GetArtifactType(),
-			})
-		}
-	}
-	return in, nil
-}
-
 func runCond(inv launch.Invocation) error {
 	cfg, err := launch.DecodeCondConfig(inv.ConfigB64)
 	if err != nil {
 		return err
 	}
-	params := map[string]*structpb.Value{}
-	for name, text := range inv.Params {
-		v, err := launch.DecodeParam(text, cfg.ParamTypes[name])
-		if err != nil {
-			return fmt.Errorf("--param %s: %w", name, err)
-		}
-		params[name] = v
-	}
-	ok, err := ir.EvalCondition(cfg.Condition, params)
+	bound, err := inv.Bind(cfg.TaskID, launch.Types{Param: func(n string) launch.ParameterType { return cfg.ParamTypes[n] }})
 	if err != nil {
 		return fmt.Errorf("task %s: %w", cfg.TaskID, err)
 	}
-	slog.Info("condition evaluated", "task", cfg.TaskID, "ok", ok)
+	if bound.Skip {
+		slog.Info("condition skipped", "task", bound.TaskID, "reason", bound.SkipReason)
+		return launch.WriteCondResult(inv.ResultsDir, false)
+	}
+	ok, err := ir.EvalCondition(cfg.Condition, bound.Inputs.Params)
+	if err != nil {
+		return fmt.Errorf("task %s: %w", bound.TaskID, err)
+	}
+	slog.Info("condition evaluated", "task", bound.TaskID, "ok", ok)
 	return launch.WriteCondResult(inv.ResultsDir, ok)
+}
+
+// runItems writes the loop's iterations for a Tekton matrix: the JSON list
+// in --param list becomes the array result launch.ItemsResult.
+func runItems(inv launch.Invocation) error {
+	if _, err := launch.DecodeTaskConfig(inv.ConfigB64); err != nil {
+		return err
+	}
+	bound, err := inv.Bind("", launch.Types{Param: func(string) launch.ParameterType { return pipelinespec.ParameterType_LIST }})
+	if err != nil {
+		return err
+	}
+	list, ok := bound.Inputs.Params["list"]
+	if !ok {
+		return fmt.Errorf("items needs --param list=<JSON list>")
+	}
+	text, err := launch.EncodeIterations(list.GetListValue().AsSlice())
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(inv.ResultsDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(inv.ResultsDir, launch.ItemsResult), []byte(text), 0o644)
 }
 
 // copySelf copies SRC (default: this binary) to DST, executable, atomically,

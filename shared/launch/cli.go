@@ -1,38 +1,79 @@
 package launch
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 )
 
 // Invocation is a parsed launcher command line (see TaskConfig.Args).
 type Invocation struct {
-	Command    string            // run, cond or importer
+	Command    string            // run, cond, importer or items
 	ConfigB64  string            // --config-b64
 	Params     map[string]string // --param NAME=VALUE, VALUE as the engine substituted it
 	Artifacts  map[string]string // --artifact NAME=URIS
 	ResultsDir string            // --results-dir
+
+	// Loop extensions used by the Tekton compiler (see Extra).
+	ExtraB64      string              // --extra-b64: base64 JSON of Extra
+	Iteration     string              // --iteration: {"index":N,"item":<JSON>}
+	ListParams    map[string][]string // --list-param NAME COUNT E1..EN
+	ListArtifacts map[string][]string // --list-artifact NAME COUNT E1..EN
 }
 
 // ParseInvocation parses the launcher's arguments after the binary name:
 // SUBCOMMAND then --config-b64 B, --param K=V (repeatable), --artifact K=V
-// (repeatable), --results-dir D, each as "--flag value" or "--flag=value".
+// (repeatable), --results-dir D, each as "--flag value" or "--flag=value",
+// plus the loop extensions --extra-b64 B, --iteration JSON and
+// --list-param/--list-artifact NAME COUNT E1..EN (COUNT separate elements,
+// because Tekton expands an array result into separate arguments).
 // VALUE may contain '='; only the first separates the name.
 func ParseInvocation(args []string) (Invocation, error) {
 	if len(args) == 0 {
-		return Invocation{}, fmt.Errorf("missing subcommand (run, cond, importer, copy)")
+		return Invocation{}, fmt.Errorf("missing subcommand (run, cond, importer, items, copy)")
 	}
-	inv := Invocation{Command: args[0], Params: map[string]string{}, Artifacts: map[string]string{}}
+	inv := Invocation{Command: args[0], Params: map[string]string{}, Artifacts: map[string]string{},
+		ListParams: map[string][]string{}, ListArtifacts: map[string][]string{}}
 	switch inv.Command {
-	case "run", "cond", "importer":
+	case "run", "cond", "importer", "items":
 	default:
-		return Invocation{}, fmt.Errorf("unknown subcommand %q (want run, cond, importer or copy)", inv.Command)
+		return Invocation{}, fmt.Errorf("unknown subcommand %q (want run, cond, importer, items or copy)", inv.Command)
 	}
 	seen := map[string]bool{}
 	for i := 1; i < len(args); i++ {
 		flag, value, inline := strings.Cut(args[i], "=")
 		if !strings.HasPrefix(flag, "--") {
 			return Invocation{}, fmt.Errorf("argument %d: unexpected %q (flags start with --)", i, clip(args[i]))
+		}
+		if flag == "--list-param" || flag == "--list-artifact" {
+			if inline {
+				return Invocation{}, fmt.Errorf("argument %d: %s takes NAME COUNT ELEMENTS... as separate arguments", i, flag)
+			}
+			if i+2 >= len(args) {
+				return Invocation{}, fmt.Errorf("argument %d: %s needs NAME and COUNT", i, flag)
+			}
+			name, countText := args[i+1], args[i+2]
+			count, err := strconv.Atoi(countText)
+			if err != nil || count < 0 {
+				return Invocation{}, fmt.Errorf("argument %d: %s %s: count %q is not a non-negative integer", i, flag, name, clip(countText))
+			}
+			if name == "" || count > len(args)-(i+3) {
+				return Invocation{}, fmt.Errorf("argument %d: %s %q announces %d elements, %d arguments follow", i, flag, name, count, len(args)-(i+3))
+			}
+			m := inv.ListParams
+			if flag == "--list-artifact" {
+				m = inv.ListArtifacts
+			}
+			if _, dup := m[name]; dup {
+				return Invocation{}, fmt.Errorf("argument %d: %s %s given twice", i, flag, name)
+			}
+			m[name] = slices.Clone(args[i+3 : i+3+count])
+			i += 2 + count
+			continue
 		}
 		if !inline {
 			if i+1 >= len(args) {
@@ -42,15 +83,20 @@ func ParseInvocation(args []string) (Invocation, error) {
 			value = args[i]
 		}
 		switch flag {
-		case "--config-b64", "--results-dir":
+		case "--config-b64", "--results-dir", "--extra-b64", "--iteration":
 			if seen[flag] {
 				return Invocation{}, fmt.Errorf("argument %d: %s given twice", i, flag)
 			}
 			seen[flag] = true
-			if flag == "--config-b64" {
+			switch flag {
+			case "--config-b64":
 				inv.ConfigB64 = value
-			} else {
+			case "--results-dir":
 				inv.ResultsDir = value
+			case "--extra-b64":
+				inv.ExtraB64 = value
+			case "--iteration":
+				inv.Iteration = value
 			}
 		case "--param", "--artifact":
 			name, v, ok := strings.Cut(value, "=")
@@ -75,8 +121,113 @@ func ParseInvocation(args []string) (Invocation, error) {
 	if inv.ResultsDir == "" {
 		return Invocation{}, fmt.Errorf("%s: --results-dir is required", inv.Command)
 	}
-	if inv.Command == "cond" && len(inv.Artifacts) > 0 {
+	if inv.Command == "cond" && (len(inv.Artifacts) > 0 || len(inv.ListArtifacts) > 0) {
 		return Invocation{}, fmt.Errorf("cond takes no --artifact")
 	}
 	return inv, nil
+}
+
+// Args renders inv back into a command line (canonical order).
+func (inv Invocation) Args() []string {
+	out := buildArgs(inv.Command, inv.ConfigB64, inv.Params, inv.Artifacts, inv.ResultsDir)
+	if inv.ExtraB64 != "" {
+		out = append(out, "--extra-b64", inv.ExtraB64)
+	}
+	if inv.Iteration != "" {
+		out = append(out, "--iteration", inv.Iteration)
+	}
+	for _, k := range slices.Sorted(maps.Keys(inv.ListParams)) {
+		out = append(append(out, "--list-param", k, strconv.Itoa(len(inv.ListParams[k]))), inv.ListParams[k]...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(inv.ListArtifacts)) {
+		out = append(append(out, "--list-artifact", k, strconv.Itoa(len(inv.ListArtifacts[k]))), inv.ListArtifacts[k]...)
+	}
+	return out
+}
+
+// Extra is the static loop extension of a task (--extra-b64), written by the
+// Tekton compiler, whose matrixed tasks can only exchange whole result
+// arrays.
+type Extra struct {
+	// IterationInputs maps an input bound to the loop item to the
+	// parameterExpressionSelector applied to the item ("" = the whole item).
+	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
+	// ListInputs describes every --list-param / --list-artifact input.
+	ListInputs map[string]ListInput `json:"listInputs,omitempty"`
+	// Guards name inputs holding condition results ("true"/"false"); unless
+	// all are "true" the task is skipped (empty results, cond: ok=false).
+	Guards []string `json:"guards,omitempty"`
+	// Selectors maps an input to the parameterExpressionSelector applied to
+	// the value it receives (outside loop items).
+	Selectors map[string]string `json:"selectors,omitempty"`
+}
+
+// ListInput tells the launcher what to do with an aggregated result array.
+type ListInput struct {
+	// PerIteration: take element [iteration index]; otherwise collect all
+	// elements into one list (dsl.Collected).
+	PerIteration bool `json:"perIteration,omitempty"`
+	// ElementType is the KFP parameter type name of each element ("" for
+	// artifacts), e.g. "NUMBER_INTEGER".
+	ElementType string `json:"elementType,omitempty"`
+}
+
+// Iteration is one loop iteration as the Tekton matrix passes it.
+type Iteration struct {
+	Index int             `json:"index"`
+	Item  json.RawMessage `json:"item"`
+}
+
+// ItemsResult is the array result of the `items` subcommand.
+const ItemsResult = "iterations"
+
+// TaskIDParam is the reserved --param carrying the task id of a task whose id
+// is only known at run time (Argo loops: "for-loop-1.2.train"). It overrides
+// TaskConfig.TaskID and CondConfig.TaskID and is not an input.
+const TaskIDParam = "pipefn.task-id"
+
+func (inv Invocation) extra() (Extra, error) {
+	var e Extra
+	if inv.ExtraB64 == "" {
+		return e, nil
+	}
+	if err := decodeB64(inv.ExtraB64, &e); err != nil {
+		return Extra{}, fmt.Errorf("--extra-b64: %w", err)
+	}
+	return e, nil
+}
+
+func (inv Invocation) iteration() (*Iteration, error) {
+	if inv.Iteration == "" {
+		return nil, nil
+	}
+	var it Iteration
+	if err := json.Unmarshal([]byte(inv.Iteration), &it); err != nil {
+		return nil, fmt.Errorf("--iteration %s: want {\"index\":N,\"item\":...}: %w", clip(inv.Iteration), err)
+	}
+	if it.Index < 0 {
+		return nil, fmt.Errorf("--iteration %s: negative index", clip(inv.Iteration))
+	}
+	return &it, nil
+}
+
+// EncodeIterations renders a JSON list as the items subcommand's result: a
+// JSON array of strings, each the compact {"index":N,"item":<item>}.
+func EncodeIterations(list []any) (string, error) {
+	out := make([]string, 0, len(list))
+	for i, x := range list {
+		b, err := json.Marshal(map[string]any{"index": i, "item": x})
+		if err != nil {
+			return "", fmt.Errorf("item %d: %w", i, err)
+		}
+		out = append(out, string(b))
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+// encodeB64Extra is used by tests and tools that build extension args.
+func (e Extra) encode() string {
+	b, _ := json.Marshal(e)
+	return base64.StdEncoding.EncodeToString(b)
 }

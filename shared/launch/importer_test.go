@@ -34,9 +34,9 @@ func TestImport(t *testing.T) {
 	}
 	dataset := &pipelinespec.ArtifactTypeSchema{Kind: &pipelinespec.ArtifactTypeSchema_SchemaTitle{SchemaTitle: "system.Dataset"}, SchemaVersion: "0.0.1"}
 	meta, err := structpb.NewStruct(map[string]any{
-		"name":  "prefix-{{$.inputs.parameters['tag']}}",
-		"count": "{{$.inputs.parameters['n']}}", // exactly one placeholder: keeps the number type
-		"list":  []any{"{{$.inputs.parameters['tag']}}", "fixed"},
+		"name":                           "prefix-{{$.inputs.parameters['tag']}}",
+		"count":                          "{{$.inputs.parameters['n']}}", // exactly one placeholder: keeps the number type
+		"list":                           []any{"{{$.inputs.parameters['tag']}}", "fixed"},
 		"{{$.inputs.parameters['tag']}}": "as key",
 	})
 	if err != nil {

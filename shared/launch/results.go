@@ -104,3 +104,23 @@ func writeResult(dir, name, value string) error {
 	}
 	return nil
 }
+
+// WriteSkippedResults writes an empty result for every output of spec, for
+// a task its guards skipped: engines expect every declared result, and
+// consumers treat empty results of a skipped iteration as absent.
+func WriteSkippedResults(dir string, spec *pipelinespec.ComponentSpec) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("launch: results dir %s: %w", dir, err)
+	}
+	for name := range spec.GetOutputDefinitions().GetParameters() {
+		if err := writeResult(dir, ParamResult(name), ""); err != nil {
+			return err
+		}
+	}
+	for name := range spec.GetOutputDefinitions().GetArtifacts() {
+		if err := writeResult(dir, ArtifactResult(name), ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}

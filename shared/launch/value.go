@@ -101,7 +101,19 @@ func DecodeParam(s string, t ParameterType) (*structpb.Value, error) {
 			return nil, fmt.Errorf("launch: %q is not a LIST (want a JSON array)", clip(s))
 		}
 		return v, nil
-	case pipelinespec.ParameterType_STRUCT, pipelinespec.ParameterType_TASK_FINAL_STATUS:
+	case pipelinespec.ParameterType_TASK_FINAL_STATUS:
+		if t := strings.TrimSpace(s); !strings.HasPrefix(t, "{") {
+			return foldEngineStatuses(t)
+		}
+		v, err := parseJSON(s)
+		if err != nil {
+			return nil, fmt.Errorf("launch: %q is not a %s: %w", clip(s), t, err)
+		}
+		if _, ok := v.GetKind().(*structpb.Value_StructValue); !ok {
+			return nil, fmt.Errorf("launch: %q is not a %s (want a JSON object)", clip(s), t)
+		}
+		return v, nil
+	case pipelinespec.ParameterType_STRUCT:
 		v, err := parseJSON(s)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %q is not a %s: %w", clip(s), t, err)
@@ -139,4 +151,31 @@ func clip(s string) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// foldEngineStatuses turns Tekton task statuses ($(tasks.T.status), comma-
+// joined when the watched DAG was flattened into several tasks) into KFP's
+// PipelineTaskFinalStatus: FAILED if any failed, else SUCCEEDED if any
+// succeeded, else SKIPPED (nothing ran).
+func foldEngineStatuses(s string) (*structpb.Value, error) {
+	failed, succeeded := false, false
+	for _, st := range strings.Split(s, ",") {
+		switch strings.TrimSpace(st) {
+		case "Failed":
+			failed = true
+		case "Succeeded", "Completed":
+			succeeded = true
+		case "None", "":
+		default:
+			return nil, fmt.Errorf("launch: %q is not a TASK_FINAL_STATUS (a JSON object or engine statuses Succeeded/Failed/None)", clip(s))
+		}
+	}
+	state := "SKIPPED"
+	switch {
+	case failed:
+		state = "FAILED"
+	case succeeded:
+		state = "SUCCEEDED"
+	}
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"state": structpb.NewStringValue(state)}}), nil
 }
