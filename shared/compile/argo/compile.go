@@ -495,6 +495,13 @@ func argParams(ti *taskInputs) []wfv1.Parameter {
 // dagCall emits the templates for a task whose component is a DAG (nested
 // pipeline, condition branch, loop) and returns the calling DAG task.
 func (c *compiler) dagCall(s *scope, where, irName, argoName, tmplBase string, task *pipelinespec.PipelineTaskSpec, comp *pipelinespec.ComponentSpec, ti *taskInputs) (wfv1.DAGTask, error) {
+	// Defaults of a nested pipeline's inputs apply when the caller passes
+	// nothing; no launcher sees a DAG component, so the compiler binds them.
+	for name, def := range comp.GetInputDefinitions().GetParameters() {
+		if _, ok := ti.params[name]; !ok && def.GetDefaultValue() != nil {
+			ti.params[name] = launch.EncodeParam(def.GetDefaultValue(), def.GetParameterType())
+		}
+	}
 	child := &scope{path: joinPath(s.path, irName), dynamic: s.dynamic, params: map[string]bool{}, arts: map[string]bool{}}
 	for n := range ti.params {
 		child.params[n] = true

@@ -496,3 +496,39 @@ func TestCreatePVCAtRunTime(t *testing.T) {
 		t.Error(diff)
 	}
 }
+
+// TestNestedDefaults: a nested pipeline's input default applies when the
+// caller passes nothing (no launcher ever sees a DAG component).
+func TestNestedDefaults(t *testing.T) {
+	wf := compileCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_parallelfor_list_artifacts_GH-12033.yaml")
+	call := dagTask(t, template_(t, wf, "root"), "make-artifacts")
+	if diff := cmp.Diff(`["Hello",","," ","world!"]`, call.Arguments.GetParameterByName("p-texts").Value.String()); diff != "" {
+		t.Errorf("default of texts (-want +got):\n%s", diff)
+	}
+}
+
+// TestSelectorAtRunTime runs Argo's argument processing on a loop body
+// whose tasks read fields of a dict loop item.
+func TestSelectorAtRunTime(t *testing.T) {
+	wf := compileCorpus(t, goldenFiles["loops"])
+	body := template_(t, wf, "for-loop-2-body")
+	args := wfv1.Arguments{Parameters: []wfv1.Parameter{
+		{Name: "p-pipelinechannel--args-generator-op-Output", Value: wfv1.AnyStringPtr(`[{"A_a":"1","B_b":"2"}]`)},
+		{Name: "p-pipelinechannel--args-generator-op-Output-loop-item", Value: wfv1.AnyStringPtr(`{"A_a":"1","B_b":2}`)},
+		{Name: prefixParam, Value: wfv1.AnyStringPtr("for-loop-2.0")},
+	}}
+	out, err := common.ProcessArgs(body, &args, common.Parameters{}, common.Parameters{}, false, "ns", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, task := range out.DAG.Tasks {
+		if p := task.Arguments.GetParameterByName("p-msg"); p != nil {
+			got[task.Name] = p.Value.String()
+		}
+	}
+	// A string field arrives raw, a number as JSON text: KFP's encoding.
+	if diff := cmp.Diff(map[string]string{"print-text-2": "1", "print-text-3": "2"}, got); diff != "" {
+		t.Errorf("selected fields (-want +got):\n%s", diff)
+	}
+}
