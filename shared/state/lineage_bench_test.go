@@ -14,7 +14,19 @@ import (
 	"github.com/pipefn/pipefn/shared/redistest"
 )
 
-var bigLineage = flag.Bool("pipefn.big", false, "also benchmark lineage queries on a graph of 1e6 nodes (slow, ~1 GB of Redis memory)")
+// The -pipefn.big flag is shared with the store's other benchmarks; whichever file of the
+// package is present defines it (package variables are initialized before init runs).
+func init() {
+	if flag.Lookup("pipefn.big") == nil {
+		flag.Bool("pipefn.big", false, "also run benchmarks at 1e6 records (slow; the lineage graph needs ~1 GB of Redis memory)")
+	}
+}
+
+// bigLineage reports whether -pipefn.big was given.
+func bigLineage() bool {
+	f := flag.Lookup("pipefn.big")
+	return f != nil && f.Value.String() == "true"
+}
 
 // benchTask is task i of a synthetic run: it reads two artifacts written by earlier tasks
 // (chosen among the last window outputs) and writes two, so every task adds three nodes.
@@ -121,7 +133,7 @@ func BenchmarkRecordTasksFinishedBatch(b *testing.B) {
 // artifact, depth 5) on graphs of growing size: its cost should not grow with the graph.
 func BenchmarkLineageUpstreamDepth5(b *testing.B) {
 	sizes := []int{10_000, 100_000}
-	if *bigLineage {
+	if bigLineage() {
 		sizes = append(sizes, 1_000_000)
 	}
 	s := New(redistest.Start(b), nil)

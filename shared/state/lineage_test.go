@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -526,3 +527,31 @@ func TestCacheLookup(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestLineageTruncatesAtMaxNodes(t *testing.T) {
+	s := newTestStore(t, nil)
+	const uri = "s3://data/popular.csv"
+	var tfs []lineage.TaskFinished
+	for i := range lineage.MaxNodes + 10 {
+		tfs = append(tfs, task("r1", "read-"+strconv.Itoa(i), api.StateSucceeded, t0, map[string][]lineage.Artifact{"in": {{URI: uri}}}, nil))
+	}
+	if err := s.RecordTasksFinished(context.Background(), team, tfs); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Lineage(context.Background(), team, lineage.ArtifactID(uri), lineage.Downstream, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Truncated || len(g.Nodes) != lineage.MaxNodes || len(g.Edges) != lineage.MaxNodes-1 {
+		t.Errorf("truncated=%v nodes=%d edges=%d, want true %d %d", g.Truncated, len(g.Nodes), len(g.Edges), lineage.MaxNodes, lineage.MaxNodes-1)
+	}
+	in := map[string]bool{}
+	for _, n := range g.Nodes {
+		in[n.ID] = true
+	}
+	for _, e := range g.Edges {
+		if !in[e.From] || !in[e.To] {
+			t.Fatalf("edge %+v leaves the answer's nodes", e)
+		}
+	}
+}
