@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -284,4 +286,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestItemsAndGuards(t *testing.T) {
+	cfg := launch.TaskConfig{RunID: "r", TaskID: "loop-items"}
+	base := cfg.Args(map[string]string{"list": `[{"a":1},"two"]`}, nil, t.TempDir())
+	base[0] = "items"
+	results := base[len(base)-1]
+	if code, _, stderr := launcher(t, base...); code != 0 {
+		t.Fatalf("items exited %d: %s", code, stderr)
+	}
+	want := map[string]string{launch.ItemsResult: `["{\"index\":0,\"item\":{\"a\":1}}","{\"index\":1,\"item\":\"two\"}"]`}
+	if diff := cmp.Diff(want, readResults(t, results)); diff != "" {
+		t.Errorf("items results (-want +got):\n%s", diff)
+	}
+
+	// A guarded loop body whose condition is false for this iteration
+	// writes empty results and succeeds without running the command.
+	marker := filepath.Join(t.TempDir(), "ran")
+	body := launch.TaskConfig{RunID: "r", TaskID: "body", PipelineRoot: artifacts.FileURI(t.TempDir()),
+		Container: &launch.Container{Command: []string{"sh", "-c", "touch " + marker}}}
+	body.SetComponent(spec(nil, nil, map[string]pipelinespec.ParameterType_ParameterTypeEnum{"out": pipelinespec.ParameterType_STRING}, []string{"model"}))
+	inv, err := launch.ParseInvocation(body.Args(nil, nil, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Iteration = `{"index":1,"item":"x"}`
+	inv.ListParams = map[string][]string{"pf-guard-0": {"true", "false"}}
+	extra := launch.Extra{Guards: []string{"pf-guard-0"}, ListInputs: map[string]launch.ListInput{"pf-guard-0": {PerIteration: true, ElementType: "STRING"}}}
+	inv.ExtraB64 = encodeExtra(t, extra)
+	code, _, stderr := launcher(t, inv.Args()...)
+	if code != 0 {
+		t.Fatalf("skipped body exited %d: %s", code, stderr)
+	}
+	if diff := cmp.Diff(map[string]string{"p-out": "", "a-model": ""}, readResults(t, inv.ResultsDir)); diff != "" {
+		t.Errorf("skipped results (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the command ran although its guard was false")
+	}
+	if !strings.Contains(stderr, "task skipped") || !strings.Contains(stderr, "body.1") {
+		t.Errorf("stderr does not report the skip of body.1: %q", stderr)
+	}
+}
+
+func encodeExtra(t *testing.T, e launch.Extra) string {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
