@@ -204,7 +204,10 @@ func (inv Invocation) Bind(taskID string, types Types) (Bound, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(inv.ListArtifacts)) {
 		elems := inv.ListArtifacts[name]
-		li := extra.ListInputs[name]
+		li, ok := extra.ListInputs[name]
+		if !ok {
+			return Bound{}, fmt.Errorf("--list-artifact %s: the extension config has no listInputs entry for it", name)
+		}
 		if li.PerIteration {
 			it, err := needIter("--list-artifact", name)
 			if err != nil {

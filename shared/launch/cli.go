@@ -226,7 +226,8 @@ func EncodeIterations(list []any) (string, error) {
 	return string(b), err
 }
 
-// encodeB64Extra is used by tests and tools that build extension args.
+// encode returns the --extra-b64 value of e (the Tekton compiler has its own
+// copy of this encoding; tests use this one).
 func (e Extra) encode() string {
 	b, _ := json.Marshal(e)
 	return base64.StdEncoding.EncodeToString(b)

@@ -2,6 +2,27 @@
 // of a compiled pipeline (and that shared/local calls in-process): it turns a
 // static TaskConfig plus dynamic parameter and artifact values into a KFP
 // ExecutorInput, runs the user's command, and collects and uploads outputs.
+//
+// # Where artifacts live locally
+//
+// KFP's Python executor does not read an artifact's local path from the
+// ExecutorInput; it derives it from the URI (s3://b/k -> /s3/b/k, gs:// ->
+// /gcs/, minio:// -> /minio/, anything else: the URI itself is the path). The
+// launcher therefore places artifacts where that rule points:
+//
+//   - In a pod (Env.MountRoot "/"), remote artifacts live at exactly
+//     /s3/<bucket>/<key> and the ExecutorInput carries their real URIs.
+//   - In-process (MountRoot empty: <work>/mnt) and for file:// pipeline
+//     roots, artifacts live under the work dir (<work>/inputs/<name>/<i>/...,
+//     <work>/outputs/artifacts/<name>/<name>) and the ExecutorInput carries
+//     that local path as the URI, which KFP's executor takes as the path.
+//
+// Inputs are always copies (a program cannot corrupt its producer's output)
+// and outputs are uploaded through the Store after the command succeeds, to
+// <root>/<run-id>/<task-id>/<output-name>. The {{$.inputs.artifacts[..].uri}}
+// and {{$.outputs.artifacts[..].uri}} placeholders always give the real URI.
+// A program that writes a directory at an output path produces a directory
+// artifact: its files plus a manifest (ManifestName) under the URI.
 package launch
 
 import (

@@ -124,6 +124,14 @@ func Execute(ctx context.Context, cfg TaskConfig, in Inputs, env Env) (Outputs, 
 		x.mountRoot = filepath.Join(work, "mnt")
 	}
 	x.kfpPaths = filepath.Clean(x.mountRoot) == "/"
+	if x.kfpPaths && !writableDir("/") {
+		// KFP's /s3/... paths need a writable root filesystem (KFP's own
+		// launcher assumes one); an image running as non-root gets the
+		// artifacts under its work dir instead, with the executor input
+		// showing those paths as URIs.
+		slog.Warn("launch: / is not writable, remote artifacts go below the work dir", "task", cfg.TaskID)
+		x.mountRoot, x.kfpPaths = filepath.Join(work, "mnt"), false
+	}
 	if err := x.prepare(ctx, in); err != nil {
 		return Outputs{}, fmt.Errorf("launch: task %s: %w", cfg.TaskID, err)
 	}
@@ -519,4 +527,14 @@ func DecodeArtifactURIs(s string) ([]string, error) {
 		return nil, errors.New("empty artifact URI")
 	}
 	return []string{s}, nil
+}
+
+// writableDir reports whether a directory can be created in dir.
+func writableDir(dir string) bool {
+	d, err := os.MkdirTemp(dir, ".pipefn-probe-")
+	if err != nil {
+		return false
+	}
+	os.Remove(d)
+	return true
 }
