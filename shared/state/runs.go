@@ -103,27 +103,12 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 	if err := checkTeam(team); err != nil {
 		return api.Run{}, false, err
 	}
-	if r.RunID == "" {
-		r.RunID = newID()
-	}
-	if err := checkID("run", r.RunID); err != nil {
-		return api.Run{}, false, err
-	}
-	if r.State == "" {
-		r.State = api.StatePending
-	}
-	if !api.ValidState(r.State) || r.State == api.StateCached {
-		return api.Run{}, false, api.Errorf(api.KindInvalid, "run %s: unknown run state %q", r.RunID, r.State)
-	}
 	if r.ExperimentID == "" {
 		def, err := s.DefaultExperiment(ctx, team)
 		if err != nil {
 			return api.Run{}, false, err
 		}
 		r.ExperimentID = def.ExperimentID
-	}
-	if err := checkID("experiment", r.ExperimentID); err != nil {
-		return api.Run{}, false, err
 	}
 	r, keys, args, err := s.prepareRun(team, r, opts)
 	if err != nil {
@@ -151,6 +136,21 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 // prepareRun fills r's creation defaults and builds createRunScript's keys and arguments.
 // r.ExperimentID must be set.
 func (s *Store) prepareRun(team string, r api.Run, opts CreateRunOptions) (api.Run, []string, []any, error) {
+	if r.RunID == "" {
+		r.RunID = newID()
+	}
+	if err := checkID("run", r.RunID); err != nil {
+		return api.Run{}, nil, nil, err
+	}
+	if r.State == "" {
+		r.State = api.StatePending
+	}
+	if !api.ValidState(r.State) || r.State == api.StateCached {
+		return api.Run{}, nil, nil, api.Errorf(api.KindInvalid, "run %s: unknown run state %q", r.RunID, r.State)
+	}
+	if err := checkID("experiment", r.ExperimentID); err != nil {
+		return api.Run{}, nil, nil, err
+	}
 	pv := ""
 	if r.PipelineVersionReference != nil && r.PipelineVersionReference.PipelineVersionID != "" {
 		pv = r.PipelineVersionReference.PipelineVersionID
