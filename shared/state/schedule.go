@@ -7,7 +7,8 @@ package state
 //	rr:index            lex index of sortMember(created, id) for listing
 //	rr:due              enabled schedules scored by next due time (Unix ms); a tick reads
 //	                    only the members due by its time, O(due) rather than O(all)
-//	rr:{id}:active      ids of the schedule's runs not yet finished (max_concurrency)
+//	rr:{id}:active      hash: slot run id -> slot ns of the schedule's runs not yet
+//	                    finished (max_concurrency)
 //	rr:{id}:slot:{ns}   the claim of one slot: claimed, then submitted or failed
 //	rr:pending          claims not yet submitted, member "<id> <slot ns> <index>",
 //	                    scored by the tick (Unix ms) that claimed them

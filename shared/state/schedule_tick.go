@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ func (s *Store) readSchedules(ctx context.Context, team string, ids []string) ([
 	ns := make([]*redis.IntCmd, len(ids))
 	for i, id := range ids {
 		hs[i] = pipe.HMGet(ctx, rrKey(team, id), "json", "mode", "last", "owed")
-		ns[i] = pipe.SCard(ctx, rrActiveKey(team, id))
+		ns[i] = pipe.HLen(ctx, rrActiveKey(team, id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, redisErr("read due recurring runs", err)
@@ -130,13 +131,13 @@ if not h[3] or h[3] ~= 'ENABLE' then return {-1} end
 if (h[1] or '') ~= ARGV[1] or (h[2] or '') ~= ARGV[2] then return {-2} end
 local n = #KEYS - 4
 local max = tonumber(ARGV[6])
-if max > 0 and n > 0 and redis.call('SCARD', KEYS[2]) + n > max then return {-2} end
+if max > 0 and n > 0 and redis.call('HLEN', KEYS[2]) + n > max then return {-2} end
 local out = {0}
 for i = 1, n do
   local rid = ARGV[8 + i]
   if redis.call('SET', KEYS[4 + i], 'claimed', 'NX') then
     local idx = redis.call('HINCRBY', KEYS[1], 'index', 1)
-    redis.call('SADD', KEYS[2], rid)
+    redis.call('HSET', KEYS[2], rid, ARGV[8 + n + i])
     redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8] .. ' ' .. ARGV[8 + n + i] .. ' ' .. idx)
     out[#out + 1] = idx
   else
@@ -273,7 +274,7 @@ func (s *Store) settleClaims(ctx context.Context, team string, claims []Claim, s
 			pipe.Set(ctx, rrSlotKey(team, c.RecurringRunID, c.Slot), state, claimTTL)
 			pipe.ZRem(ctx, rrPendingKey(team), pendingMember(c))
 			if release {
-				pipe.SRem(ctx, rrActiveKey(team, c.RecurringRunID), c.RunID)
+				pipe.HDel(ctx, rrActiveKey(team, c.RecurringRunID), c.RunID)
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -297,12 +298,12 @@ func (s *Store) SlotClaimState(ctx context.Context, team, scheduleID string, slo
 }
 
 // claimSlotScript claims one slot outside a tick. KEYS: rr hash, slot key, active,
-// pending. ARGV: run id, member prefix "<id> <slot ns>", tick ms.
+// pending. ARGV: run id, member prefix "<id> <slot ns>", tick ms, slot ns.
 var claimSlotScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if not redis.call('SET', KEYS[2], 'claimed', 'NX') then return 0 end
 local idx = redis.call('HINCRBY', KEYS[1], 'index', 1)
-redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2] .. ' ' .. idx)
 return idx
 `)
@@ -321,7 +322,7 @@ func (s *Store) ClaimSlot(ctx context.Context, team, scheduleID string, slot tim
 	runID = schedule.SlotRunID(scheduleID, slot)
 	n, err := claimSlotScript.Run(ctx, s.rdb,
 		[]string{rrKey(team, scheduleID), rrSlotKey(team, scheduleID, slot), rrActiveKey(team, scheduleID), rrPendingKey(team)},
-		runID, scheduleID+" "+strconv.FormatInt(slot.UnixNano(), 10), s.now().UnixMilli()).Int64()
+		runID, scheduleID+" "+strconv.FormatInt(slot.UnixNano(), 10), s.now().UnixMilli(), strconv.FormatInt(slot.UnixNano(), 10)).Int64()
 	if err != nil {
 		return "", false, redisErr("claim slot of recurring run "+scheduleID, err)
 	}
@@ -343,7 +344,7 @@ func (s *Store) ScheduleRunFinished(ctx context.Context, team, scheduleID, runID
 		return err
 	}
 	return redisErr("release run "+runID+" of recurring run "+scheduleID,
-		s.rdb.SRem(ctx, rrActiveKey(team, scheduleID), runID).Err())
+		s.rdb.HDel(ctx, rrActiveKey(team, scheduleID), runID).Err())
 }
 
 // ActiveScheduleRuns lists the run ids a recurring run counts against max_concurrency.
@@ -351,7 +352,8 @@ func (s *Store) ActiveScheduleRuns(ctx context.Context, team, scheduleID string)
 	if err := checkTeam(team); err != nil {
 		return nil, err
 	}
-	ids, err := s.rdb.SMembers(ctx, rrActiveKey(team, scheduleID)).Result()
+	ids, err := s.rdb.HKeys(ctx, rrActiveKey(team, scheduleID)).Result()
+	slices.Sort(ids)
 	return ids, redisErr("list active runs of recurring run "+scheduleID, err)
 }
 
@@ -371,4 +373,78 @@ func (s *Store) ReadSchedules(ctx context.Context, team string, ids []string) ([
 		out = append(out, got...)
 	}
 	return out, nil
+}
+
+// ScheduledRunFinished releases the max_concurrency place of a run fired by a recurring
+// run, identified by the run's own fields (recurring_run_id and scheduled_at), whatever
+// id the submit function gave the run. The run-state path calls it when such a run
+// reaches a terminal state; for other runs, and when called again, it does nothing.
+func (s *Store) ScheduledRunFinished(ctx context.Context, team string, run api.Run) error {
+	if run.RecurringRunID == "" || run.ScheduledAt == nil {
+		return nil
+	}
+	return s.ScheduleRunFinished(ctx, team, run.RecurringRunID, schedule.SlotRunID(run.RecurringRunID, *run.ScheduledAt))
+}
+
+// ReleaseFinishedScheduleRuns looks up the runs a recurring run counts against
+// max_concurrency and releases those that have ended: their run is in a terminal state,
+// or it was submitted and no longer exists (deleted). It returns how many remain active.
+// The tick calls it for a schedule that is held back, so a run whose end was never
+// reported through ScheduledRunFinished cannot block its schedule for ever.
+//
+// The active set holds slot run ids, which are also the runs' idempotency keys; the run
+// itself is found through the runs store's idem:<key> record (see runs.go), or under the
+// slot id when the submit path kept it as the run id.
+func (s *Store) ReleaseFinishedScheduleRuns(ctx context.Context, team, scheduleID string) (int, error) {
+	if err := checkTeam(team); err != nil {
+		return 0, err
+	}
+	active, err := s.rdb.HGetAll(ctx, rrActiveKey(team, scheduleID)).Result()
+	if err != nil {
+		return 0, redisErr("list active runs of recurring run "+scheduleID, err)
+	}
+	ids := make([]string, 0, len(active))
+	for id := range active {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	pipe := s.rdb.Pipeline()
+	idem := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		idem[i] = pipe.Get(ctx, key(team, "idem", id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return len(ids), redisErr("look up runs of recurring run "+scheduleID, err)
+	}
+	pipe = s.rdb.Pipeline()
+	states := make([]*redis.StringCmd, len(ids))
+	claims := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		runID := idem[i].Val()
+		if runID == "" {
+			runID = id
+		}
+		states[i] = pipe.HGet(ctx, key(team, "run", runID), "state")
+		claims[i] = pipe.Get(ctx, key(team, "rr", scheduleID, "slot", active[id]))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return len(ids), redisErr("read runs of recurring run "+scheduleID, err)
+	}
+	var done []string
+	for i, id := range ids {
+		st := states[i].Val()
+		gone := states[i].Err() == redis.Nil && claims[i].Val() == "submitted"
+		if api.Terminal(st) || gone {
+			done = append(done, id)
+		}
+	}
+	if len(done) == 0 {
+		return len(ids), nil
+	}
+	if err := s.rdb.HDel(ctx, rrActiveKey(team, scheduleID), done...).Err(); err != nil {
+		return len(ids), redisErr("release runs of recurring run "+scheduleID, err)
+	}
+	return len(ids) - len(done), nil
 }

@@ -318,16 +318,23 @@ func TestPermanentSubmitFailureIsNotRetried(t *testing.T) {
 }
 
 // TestMaxConcurrency: with max_concurrency 1 a slot waits while the previous run is
-// active and fires once it finishes, reported either through ScheduleRunFinished or, for
-// a run whose end was never reported, through RunState.
+// active and fires once it finishes, reported either through ScheduledRunFinished or,
+// for a run whose end was never reported, found by the tick in the runs store. Runs are
+// created in the real runs store the way the submit function does: a fresh run id,
+// deduplicated by the idempotency key.
 func TestMaxConcurrency(t *testing.T) {
 	srv := redistest.StartServer(t)
 	created := ts("2026-01-01T10:00:30Z")
-	rs := newRuns()
-	finished := map[string]bool{}
-	h := &Handler{Store: state.New(srv.Client(), func() time.Time { return created }), Submit: rs.submit, Log: quiet()}
+	store := state.New(srv.Client(), func() time.Time { return created })
 	ctx := context.Background()
-	if _, err := h.Store.CreateRecurringRun(ctx, team, recurring("one", "* * * * *", func(r *api.RecurringRun) { r.MaxConcurrency = 1 })); err != nil {
+	made := map[string]api.Run{} // by idempotency key
+	h := &Handler{Store: store, Log: quiet(), Submit: func(ctx context.Context, tm string, run api.Run, key string) error {
+		run.RunID = ""
+		r, _, err := store.CreateRun(ctx, tm, run, state.CreateRunOptions{IdempotencyKey: key})
+		made[key] = r
+		return err
+	}}
+	if _, err := store.CreateRecurringRun(ctx, team, recurring("one", "* * * * *", func(r *api.RecurringRun) { r.MaxConcurrency = 1 })); err != nil {
 		t.Fatal(err)
 	}
 	id := func(hm string) string { return schedule.SlotRunID("one", ts("2026-01-01T"+hm+":00Z")) }
@@ -340,20 +347,24 @@ func TestMaxConcurrency(t *testing.T) {
 		{at: "10:02", want: Report{Blocked: 1}},
 		{at: "10:03", want: Report{Blocked: 1}},
 		{at: "10:04", before: func() {
-			if err := h.Store.ScheduleRunFinished(ctx, team, "one", id("10:01")); err != nil {
+			if err := store.ScheduledRunFinished(ctx, team, made[id("10:01")]); err != nil {
 				t.Fatal(err)
 			}
 		}, want: Report{Submitted: []string{id("10:02")}, Blocked: 1}},
 		{at: "10:05", before: func() {
-			// The end of 10:02 is never reported; RunState knows it.
-			finished[id("10:02")] = true
-			h.RunState = func(_ context.Context, _ string, runID string) (string, error) {
-				if finished[runID] {
-					return "SUCCEEDED", nil
+			// The run of 10:02 ends, but nobody tells the schedule.
+			for _, st := range []string{api.StateRunning, api.StateSucceeded} {
+				if ok, err := store.UpdateState(ctx, team, made[id("10:02")].RunID, st, ts("2026-01-01T10:04:30Z")); err != nil || !ok {
+					t.Fatalf("UpdateState %s: %v %v", st, ok, err)
 				}
-				return "RUNNING", nil
 			}
 		}, want: Report{Submitted: []string{id("10:03")}, Blocked: 1}},
+		{at: "10:06", before: func() {
+			// A deleted run no longer holds its place either.
+			if err := store.DeleteRun(ctx, team, made[id("10:03")].RunID); err != nil {
+				t.Fatal(err)
+			}
+		}, want: Report{Submitted: []string{id("10:04")}, Blocked: 1}},
 	}
 	for _, st := range steps {
 		if st.before != nil {
@@ -367,12 +378,15 @@ func TestMaxConcurrency(t *testing.T) {
 			t.Errorf("tick %s (-want +got):\n%s", st.at, diff)
 		}
 	}
-	active, err := h.Store.ActiveScheduleRuns(ctx, team, "one")
+	active, err := store.ActiveScheduleRuns(ctx, team, "one")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{id("10:03")}, active); diff != "" {
+	if diff := cmp.Diff([]string{id("10:04")}, active); diff != "" {
 		t.Errorf("active runs (-want +got):\n%s", diff)
+	}
+	if r := made[id("10:04")]; r.RecurringRunID != "one" || r.ScheduledAt == nil || !r.ScheduledAt.Equal(ts("2026-01-01T10:04:00Z")) {
+		t.Errorf("stored run: %+v", r)
 	}
 }
 

@@ -16,9 +16,10 @@
 //     and marks the claims submitted.
 //
 // max_concurrency counts a schedule's runs that have not finished. The run-state path
-// (functions/status) must call state.Store.ScheduleRunFinished when a run carrying a
-// recurring_run_id reaches a terminal state; Handler.RunState, when set, lets a blocked
-// schedule also release runs whose end was never reported.
+// (functions/status) should call state.Store.ScheduledRunFinished when a run carrying a
+// recurring_run_id reaches a terminal state; a schedule held back by max_concurrency also
+// looks its active runs up itself (state.Store.ReleaseFinishedScheduleRuns), so a missed
+// report delays the next run by at most one tick instead of blocking it for ever.
 package handler
 
 import (
@@ -54,10 +55,8 @@ type Handler struct {
 	Now func() time.Time
 	// Team resolves a REST request's team; nil means TeamFromRequest.
 	Team func(r *http.Request) (string, error)
-	// RunState, when set, returns a run's state. A schedule held back by max_concurrency
-	// asks it about its active runs and releases the finished ones, in case their end
-	// was never reported through ScheduleRunFinished.
-	RunState func(ctx context.Context, team, runID string) (string, error)
+	// Teams lists the teams a tick serves; nil means every team the store knows.
+	Teams func(ctx context.Context) ([]string, error)
 	// SubmitParallelism bounds concurrent Submit calls per tick; 0 means 8.
 	SubmitParallelism int
 
@@ -128,7 +127,11 @@ func (h *Handler) OnTick(ctx context.Context, e cloudevents.Event) (*cloudevents
 	if now.IsZero() {
 		return nil, events.Permanent(fmt.Errorf("tick %s has no time attribute; the tick's time is the scheduler's clock", e.ID()))
 	}
-	teams, err := h.Store.Teams(ctx)
+	list := h.Teams
+	if list == nil {
+		list = h.Store.Teams
+	}
+	teams, err := list(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +238,14 @@ func (h *Handler) decide(ctx context.Context, team string, ds state.DueSchedule,
 		return state.TickCommit{}, false, false
 	}
 	active := ds.Active
-	if rr.MaxConcurrency > 0 && int64(active) >= rr.MaxConcurrency && h.RunState != nil {
-		active = h.releaseFinished(ctx, team, rr.RecurringRunID, active)
+	if rr.MaxConcurrency > 0 && int64(active) >= rr.MaxConcurrency {
+		// Held back: release runs that ended without their end being reported.
+		if n, err := h.Store.ReleaseFinishedScheduleRuns(ctx, team, rr.RecurringRunID); err == nil {
+			active = n
+		} else {
+			h.log().WarnContext(ctx, "checking active runs of a held-back schedule", "team", team,
+				"recurring_run_id", rr.RecurringRunID, "err", err)
+		}
 	}
 	d := schedule.Decide(rr, sch, ds.Cursor, now, active)
 	if d.Cursor == ds.Cursor && len(d.Fire) == 0 {
@@ -251,31 +260,6 @@ func (h *Handler) decide(ctx context.Context, team string, ds state.DueSchedule,
 		Slots:          d.Fire,
 		MaxConcurrency: rr.MaxConcurrency,
 	}, d.Blocked, true
-}
-
-// releaseFinished asks RunState about the schedule's active runs and releases those that
-// ended (or no longer exist); it returns the new active count.
-func (h *Handler) releaseFinished(ctx context.Context, team, scheduleID string, active int) int {
-	ids, err := h.Store.ActiveScheduleRuns(ctx, team, scheduleID)
-	if err != nil {
-		return active
-	}
-	n := len(ids)
-	for _, id := range ids {
-		st, err := h.RunState(ctx, team, id)
-		switch {
-		case api.KindOf(err) == api.KindNotFound:
-			// A claim not yet submitted has no run; only the pending set may release it.
-			continue
-		case err != nil:
-			continue
-		case api.Terminal(st):
-			if h.Store.ScheduleRunFinished(ctx, team, scheduleID, id) == nil {
-				n--
-			}
-		}
-	}
-	return n
 }
 
 // permanent reports whether a submit error can never succeed on retry.
