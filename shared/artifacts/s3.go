@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // digestMetaKey is the user-metadata key holding "sha256:<hex>" of the object
@@ -144,7 +146,7 @@ func (s *S3) Put(ctx context.Context, uri string, r io.Reader) (Info, error) {
 			Body:          io.NewSectionReader(spool, 0, info.Size),
 			ContentLength: aws.Int64(info.Size),
 			Metadata:      meta,
-		})
+		}, withPayloadHash(strings.TrimPrefix(info.Digest, "sha256:")))
 		if err != nil {
 			return Info{}, fmt.Errorf("artifacts: put %s: %w", uri, err)
 		}
@@ -281,4 +283,20 @@ func notFound(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotExist, err)
 	}
 	return err
+}
+
+// withPayloadHash signs a request with the body's SHA-256, which Put already
+// computed while spooling, instead of letting the SDK read the file again to
+// hash it (and once more for a CRC32 checksum). The server still verifies
+// the body against the signed hash, so integrity is unchanged.
+func withPayloadHash(hexSum string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("pipefnPayloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, hexSum), in)
+				}), "ComputePayloadHash", middleware.Before)
+		})
+	}
 }
