@@ -317,6 +317,13 @@ func (c *compiler) resolveInputs(s *scope, where string, task *pipelinespec.Pipe
 			}
 			key := launch.ParamResult(k.TaskOutputParameter.GetOutputParameterKey())
 			val = "{{tasks." + an + ".outputs.parameters." + key + "}}"
+			if def := defs.GetParameters()[name].GetDefaultValue(); def != nil && allCompleted(task) && in.GetParameterExpressionSelector() == "" {
+				// The task also runs after its producer failed (KFP's
+				// ignore_upstream_failure); the input then takes its default,
+				// as in KFP, instead of an output that does not exist.
+				val = "{{=tasks['" + an + "'].status == 'Succeeded' ? tasks['" + an + "'].outputs.parameters['" + key + "'] : " +
+					strconv.Quote(launch.EncodeParam(def, ptype)) + "}}"
+			}
 			if sel := in.GetParameterExpressionSelector(); sel != "" {
 				e, err := selectorExpr("tasks['"+an+"'].outputs.parameters['"+key+"']", sel)
 				if err != nil {
@@ -393,6 +400,12 @@ func selectorExpr(ref, sel string) (string, error) {
 		return "", fmt.Errorf("unsupported selector key in %q", sel)
 	}
 	return "{{=fromJSON(" + ref + ")['" + key + "']}}", nil
+}
+
+// allCompleted reports whether task runs once its upstream tasks finished,
+// whatever their outcome (exit handlers, ignore_upstream_failure).
+func allCompleted(task *pipelinespec.PipelineTaskSpec) bool {
+	return task.GetTriggerPolicy().GetStrategy() == pipelinespec.PipelineTaskSpec_TriggerPolicy_ALL_UPSTREAM_TASKS_COMPLETED
 }
 
 // dependsOn renders an Argo `depends` expression.

@@ -532,3 +532,29 @@ func TestSelectorAtRunTime(t *testing.T) {
 		t.Errorf("selected fields (-want +got):\n%s", diff)
 	}
 }
+
+// TestIgnoreUpstreamFailure: a task that runs after its producer failed
+// gets its input's default, evaluated by Argo's own substitution.
+func TestIgnoreUpstreamFailure(t *testing.T) {
+	wf := compileCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_task_using_ignore_upstream_failure.yaml")
+	task := dagTask(t, template_(t, wf, "root"), "print-op")
+	raw := task.Arguments.GetParameterByName("p-message").Value.String()
+	for _, tc := range []struct {
+		scope map[string]string
+		want  string
+	}{
+		{map[string]string{"tasks.fail-op.status": "Failed"}, "default"},
+		{map[string]string{"tasks.fail-op.status": "Succeeded", "tasks.fail-op.outputs.parameters.p-Output": "hello"}, "hello"},
+	} {
+		b, _ := json.Marshal(raw)
+		out, err := template.Replace(string(b), tc.scope, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		_ = json.Unmarshal([]byte(out), &got)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", tc.scope, diff)
+		}
+	}
+}
