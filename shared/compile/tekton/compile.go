@@ -162,6 +162,7 @@ const (
 	srcItem                   // the loop item of the enclosing ParallelFor
 	srcStatus                 // Tekton task statuses (PipelineTaskFinalStatus)
 	srcMissing                // nothing can be bound (reason in lit)
+	srcOneOf                  // the one candidate whose guards hold (dsl.OneOf)
 )
 
 // source is a resolved input value.
@@ -175,6 +176,10 @@ type source struct {
 	loop     *loopCtx        // srcResult: the matrix the producer runs in (nil = none)
 	typ      pipelinespec.ParameterType_ParameterTypeEnum
 	selector string // parameterExpressionSelector to apply to the value
+	// guards are the launcher-evaluated conditions of the producing task
+	// (srcResult); a OneOf consumer picks the candidate whose guards hold.
+	guards     []*source
+	candidates []*source // srcOneOf
 }
 
 // loopCtx is one ParallelFor being compiled to a matrix.
@@ -192,6 +197,7 @@ type taskOut struct {
 	outTypes  map[string]pipelinespec.ParameterType_ParameterTypeEnum
 	leaves    []string // every regular pipeline task the IR task became
 	finally   bool
+	guards    []*source // container/importer: its launcher-evaluated conditions
 }
 
 // scope is one DAG being flattened.
@@ -202,7 +208,14 @@ type scope struct {
 	params    map[string]*source
 	artifacts map[string]*source
 	when      tektonv1.WhenExpressions
-	guards    []*source // per-iteration conditions (results of matrixed cond tasks)
+	// guards are conditions the launcher evaluates (cond task results)
+	// rather than Tekton when expressions: per-iteration conditions in a
+	// loop body, and every condition in guard mode.
+	guards []*source
+	// guardMode: this DAG feeds a OneOf output, so its conditions must not
+	// make Tekton skip tasks (a consumer of a skipped task's result is
+	// skipped too); the guarded tasks run and skip themselves instead.
+	guardMode bool
 	runAfter  []string
 	loop      *loopCtx
 	root      bool
@@ -349,20 +362,24 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 	guards := s.guards
 
 	if cond := t.GetTriggerPolicy().GetCondition(); cond != "" {
-		condName, perIteration := c.condTask(s, path, comp, t, cond, params, runAfter, when, where)
+		condName, condLoop, asGuard := c.condTask(s, path, comp, t, cond, params, runAfter, when, where)
 		switch {
 		case condName == "":
-		case perIteration:
-			guards = append(append([]*source(nil), guards...), &source{kind: srcResult, task: condName, result: launch.CondResult, loop: s.loop, typ: pipelinespec.ParameterType_STRING})
+		case asGuard:
+			guards = append(append([]*source(nil), guards...), &source{kind: srcResult, task: condName, result: launch.CondResult, loop: condLoop, typ: pipelinespec.ParameterType_STRING})
 		default:
 			when = append(when, tektonv1.WhenExpression{
 				Input: "$(tasks." + condName + ".results." + launch.CondResult + ")", Operator: "in", Values: []string{"true"},
 			})
 		}
 	}
-	if len(guards) > 0 && (t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil) {
-		c.errorf(where, "ParallelFor under a per-iteration condition cannot be compiled to Tekton")
-		return nil
+	if t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil {
+		for _, g := range guards {
+			if g.loop != nil {
+				c.errorf(where, "ParallelFor under a per-iteration condition cannot be compiled to Tekton")
+				return nil
+			}
+		}
 	}
 	gs := *s
 	gs.guards = guards
@@ -434,7 +451,7 @@ func (c *compiler) paramSource(s *scope, spec *pipelinespec.TaskInputsSpec_Input
 				c.errorf(where, "task %q has no output parameter %q", ref.GetProducerTask(), ref.GetOutputParameterKey())
 				return nil
 			}
-			src = &source{kind: srcResult, task: up.name, result: paramResult(ref.GetOutputParameterKey()), loop: up.loop, typ: typ}
+			src = &source{kind: srcResult, task: up.name, result: paramResult(ref.GetOutputParameterKey()), loop: up.loop, typ: typ, guards: up.guards}
 		}
 	case spec.GetTaskFinalStatus() != nil:
 		up := c.flatten(s, spec.GetTaskFinalStatus().GetProducerTask())
@@ -505,7 +522,7 @@ func (c *compiler) artifactSource(s *scope, spec *pipelinespec.TaskInputsSpec_In
 			cp := *o
 			return &cp
 		}
-		return &source{kind: srcResult, task: up.name, result: artifactResult(ref.GetOutputArtifactKey()), loop: up.loop}
+		return &source{kind: srcResult, task: up.name, result: artifactResult(ref.GetOutputArtifactKey()), loop: up.loop, guards: up.guards}
 	}
 	c.errorf(where, "input artifact has no value source")
 	return nil
@@ -520,6 +537,7 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 		params: map[string]*source{}, artifacts: map[string]*source{},
 		when: when, guards: s.guards, runAfter: runAfter, loop: loop,
 		done: map[string]*taskOut{}, busy: map[string]bool{},
+		guardMode: s.guardMode || hasOneOf(comp.GetDag().GetOutputs()),
 	}
 	for name, def := range comp.GetInputDefinitions().GetParameters() {
 		child.params[name] = params[name]
@@ -553,39 +571,87 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 	for _, key := range sortedKeys(outs.GetParameters()) {
 		spec := outs.GetParameters()[key]
 		opath := where + ".dag.outputs.parameters['" + key + "']"
-		sel := spec.GetValueFromParameter()
-		if sel == nil {
-			if n := len(spec.GetValueFromOneof().GetParameterSelectors()); n > 0 {
-				c.errorf(opath, "OneOf output (%d candidate tasks) is not supported on Tekton: a task consuming results of a skipped task is skipped itself", n)
-			} else {
-				c.errorf(opath, "DAG output parameter has no source")
-			}
-			continue
+		sels := spec.GetValueFromOneof().GetParameterSelectors()
+		if sel := spec.GetValueFromParameter(); sel != nil {
+			sels = append(sels[:0:0], sel)
 		}
-		out.params[key] = c.paramSource(child, &pipelinespec.TaskInputsSpec_InputParameterSpec{
-			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{
-				TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
-					ProducerTask: sel.GetProducerSubtask(), OutputParameterKey: sel.GetOutputParameterKey(),
+		var cands []*source
+		for i, sel := range sels {
+			src := c.paramSource(child, &pipelinespec.TaskInputsSpec_InputParameterSpec{
+				Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{
+					TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
+						ProducerTask: sel.GetProducerSubtask(), OutputParameterKey: sel.GetOutputParameterKey(),
+					},
 				},
-			},
-		}, opath)
+			}, fmt.Sprintf("%s[%d]", opath, i))
+			if src != nil {
+				cands = append(cands, src)
+			}
+		}
+		out.params[key] = c.oneOf(cands, spec.GetValueFromOneof() != nil, opath)
 	}
 	for _, key := range sortedKeys(outs.GetArtifacts()) {
 		sels := outs.GetArtifacts()[key].GetArtifactSelectors()
 		apath := where + ".dag.outputs.artifacts['" + key + "']"
-		if len(sels) != 1 {
-			c.errorf(apath, "OneOf output (%d candidate tasks) is not supported on Tekton: a task consuming results of a skipped task is skipped itself", len(sels))
-			continue
-		}
-		out.artifacts[key] = c.artifactSource(child, &pipelinespec.TaskInputsSpec_InputArtifactSpec{
-			Kind: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifact{
-				TaskOutputArtifact: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifactSpec{
-					ProducerTask: sels[0].GetProducerSubtask(), OutputArtifactKey: sels[0].GetOutputArtifactKey(),
+		var cands []*source
+		for i, sel := range sels {
+			src := c.artifactSource(child, &pipelinespec.TaskInputsSpec_InputArtifactSpec{
+				Kind: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifact{
+					TaskOutputArtifact: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifactSpec{
+						ProducerTask: sel.GetProducerSubtask(), OutputArtifactKey: sel.GetOutputArtifactKey(),
+					},
 				},
-			},
-		}, apath)
+			}, fmt.Sprintf("%s[%d]", apath, i))
+			if src != nil {
+				cands = append(cands, src)
+			}
+		}
+		out.artifacts[key] = c.oneOf(cands, len(sels) > 1, apath)
 	}
 	sort.Strings(out.leaves)
+	return out
+}
+
+// hasOneOf reports whether DAG outputs choose among several producers.
+func hasOneOf(o *pipelinespec.DagOutputsSpec) bool {
+	for _, p := range o.GetParameters() {
+		if p.GetValueFromOneof() != nil {
+			return true
+		}
+	}
+	for _, a := range o.GetArtifacts() {
+		if len(a.GetArtifactSelectors()) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// oneOf returns the source of a DAG output: the single producer's, or for
+// dsl.OneOf a choice among candidates that each carry the guards under which
+// their producer runs. Candidates that are choices themselves are flattened.
+func (c *compiler) oneOf(cands []*source, oneof bool, where string) *source {
+	if !oneof {
+		if len(cands) == 0 {
+			return nil
+		}
+		return cands[0]
+	}
+	out := &source{kind: srcOneOf}
+	for _, cand := range cands {
+		if cand.kind == srcOneOf {
+			out.candidates = append(out.candidates, cand.candidates...)
+			continue
+		}
+		if cand.kind != srcResult || len(cand.guards) == 0 {
+			c.errorf(where, "OneOf candidate is not produced under a condition; which branch ran cannot be told")
+			return nil
+		}
+		out.candidates = append(out.candidates, cand)
+	}
+	if len(out.candidates) > 0 {
+		out.typ = out.candidates[0].typ
+	}
 	return out
 }
 

@@ -532,6 +532,91 @@ root:
 	}
 }
 
+func TestOneOf(t *testing.T) {
+	p := mustLoad(t, `
+components:
+  comp-condition-2:
+    dag:
+      outputs:
+        parameters:
+          pipelinechannel--a-Output: {valueFromParameter: {producerSubtask: a, outputParameterKey: Output}}
+      tasks:
+        a: {taskInfo: {name: a}, componentRef: {name: comp-echo}, inputs: {parameters: {msg: {runtimeValue: {constant: "heads"}}}}}
+    inputDefinitions: {parameters: {pipelinechannel--flip: {parameterType: STRING}}}
+    outputDefinitions: {parameters: {pipelinechannel--a-Output: {parameterType: STRING}}}
+  comp-condition-3:
+    dag:
+      outputs:
+        parameters:
+          pipelinechannel--b-Output: {valueFromParameter: {producerSubtask: b, outputParameterKey: Output}}
+      tasks:
+        b: {taskInfo: {name: b}, componentRef: {name: comp-echo}, inputs: {parameters: {msg: {runtimeValue: {constant: "tails"}}}}}
+    inputDefinitions: {parameters: {pipelinechannel--flip: {parameterType: STRING}}}
+    outputDefinitions: {parameters: {pipelinechannel--b-Output: {parameterType: STRING}}}
+  comp-condition-branches-1:
+    dag:
+      outputs:
+        parameters:
+          pipelinechannel--condition-branches-1-oneof-1:
+            valueFromOneof:
+              parameterSelectors:
+              - {producerSubtask: condition-2, outputParameterKey: pipelinechannel--a-Output}
+              - {producerSubtask: condition-3, outputParameterKey: pipelinechannel--b-Output}
+      tasks:
+        condition-2:
+          taskInfo: {name: condition-2}
+          componentRef: {name: comp-condition-2}
+          inputs: {parameters: {pipelinechannel--flip: {componentInputParameter: pipelinechannel--flip}}}
+          triggerPolicy: {condition: "inputs.parameter_values['pipelinechannel--flip'] == 'heads'"}
+        condition-3:
+          taskInfo: {name: condition-3}
+          componentRef: {name: comp-condition-3}
+          inputs: {parameters: {pipelinechannel--flip: {componentInputParameter: pipelinechannel--flip}}}
+          triggerPolicy: {condition: "!(inputs.parameter_values['pipelinechannel--flip'] == 'heads')"}
+    inputDefinitions: {parameters: {pipelinechannel--flip: {parameterType: STRING}}}
+    outputDefinitions: {parameters: {pipelinechannel--condition-branches-1-oneof-1: {parameterType: STRING}}}
+root:
+  inputDefinitions: {parameters: {flip: {parameterType: STRING, defaultValue: heads}}}
+  dag:
+    tasks:
+      condition-branches-1:
+        taskInfo: {name: condition-branches-1}
+        componentRef: {name: comp-condition-branches-1}
+        inputs: {parameters: {pipelinechannel--flip: {componentInputParameter: flip}}}
+      use:
+        taskInfo: {name: use}
+        componentRef: {name: comp-echo}
+        dependentTasks: [condition-branches-1]
+        inputs: {parameters: {msg: {taskOutputParameter: {producerTask: condition-branches-1, outputParameterKey: pipelinechannel--condition-branches-1-oneof-1}}}}
+`)
+	pr := mustCompile(t, p, testOptions())
+	// The branches must not be Tekton-skipped, or "use" would be skipped too.
+	a := task(t, pr, "condition-branches-1-condition-2-a")
+	if len(a.When) != 0 {
+		t.Errorf("OneOf candidate guarded by a when expression: %v", a.When)
+	}
+	if diff := cmp.Diff([]string{"pf-guard-0"}, decodeExtra(t, mainArgs(t, a, nil)).Guards); diff != "" {
+		t.Errorf("candidate guards (-want +got):\n%s", diff)
+	}
+	use := task(t, pr, "use")
+	want := map[string]string{
+		"p-pf-oneof-0-msg":   "$(tasks.condition-branches-1-condition-2-a.results.p-Output)",
+		"p-pf-oneof-0-0-msg": "$(tasks.condition-branches-1-condition-2-cond.results.ok)",
+		"p-pf-oneof-1-msg":   "$(tasks.condition-branches-1-condition-3-b.results.p-Output)",
+		"p-pf-oneof-1-0-msg": "$(tasks.condition-branches-1-condition-3-cond.results.ok)",
+	}
+	if diff := cmp.Diff(want, paramMap(use.Params)); diff != "" {
+		t.Errorf("OneOf consumer params (-want +got):\n%s", diff)
+	}
+	wantExt := map[string][]oneOfCandidate{"msg": {
+		{Input: "pf-oneof-0-msg", Guards: []string{"pf-oneof-0-0-msg"}},
+		{Input: "pf-oneof-1-msg", Guards: []string{"pf-oneof-1-0-msg"}},
+	}}
+	if diff := cmp.Diff(wantExt, decodeExtra(t, mainArgs(t, use, nil)).OneOf); diff != "" {
+		t.Errorf("OneOf config (-want +got):\n%s", diff)
+	}
+}
+
 func TestKubernetesPlatform(t *testing.T) {
 	p := mustLoad(t, `
 root:
@@ -660,7 +745,7 @@ root:
     tasks:
       br: {taskInfo: {name: br}, componentRef: {name: comp-branches}}
 `,
-			want: "root.dag.tasks['br'].dag.outputs.parameters['out']: OneOf output",
+			want: "root.dag.tasks['br'].dag.outputs.parameters['out']: OneOf candidate is not produced under a condition",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

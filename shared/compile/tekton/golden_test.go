@@ -37,6 +37,7 @@ var goldenFiles = []struct {
 	{"two-step", validPrefix + "critical__two_step_pipeline_containerized.yaml", nil},
 	{"params-artifacts", validPrefix + "essential__lightweight_python_functions_with_outputs.yaml",
 		map[string]any{"first_number": 3, "second_number": 4, "first_message": "hello", "second_message": "world"}},
+	{"if-elif-else-oneof", validPrefix + "if_elif_else_with_oneof_parameters.yaml", nil},
 	{"nested-conditions", validPrefix + "essential__pipeline_with_nested_conditions.yaml", nil},
 	{"loops-static-dynamic", validPrefix + "parallel_and_nested__pipeline_with_loops.yaml", nil},
 	{"loop-parallelism-secret", validPrefix + "parallel_and_nested__parallel_for_secret.yaml", nil},

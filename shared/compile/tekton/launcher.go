@@ -36,18 +36,29 @@ type extraConfig struct {
 	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
 	// ListInputs describes every --list-param / --list-artifact input.
 	ListInputs map[string]listInput `json:"listInputs,omitempty"`
-	// Guards name --list-param inputs holding per-iteration condition
-	// results ("true"/"false"); unless all are "true" for this iteration the
-	// launcher skips the user command, writes empty results (cond writes
-	// ok=false) and reports the task SKIPPED.
+	// Guards name inputs holding condition results ("true"/"false"): a
+	// --param, or a per-iteration --list-param in a loop body. Unless all
+	// are "true" (for this iteration) the launcher skips the user command,
+	// writes empty results (cond writes ok=false) and reports the task
+	// SKIPPED.
 	Guards []string `json:"guards,omitempty"`
+	// OneOf maps an input bound to dsl.OneOf to its candidates in order:
+	// the launcher binds the input to the first candidate whose guards are
+	// all "true"; the candidates' own inputs are not passed to the user.
+	OneOf map[string][]oneOfCandidate `json:"oneOf,omitempty"`
 	// Selectors maps an input to the parameterExpressionSelector to apply to
 	// the value it receives (outside loop items).
 	Selectors map[string]string `json:"selectors,omitempty"`
 }
 
 func (e extraConfig) empty() bool {
-	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0
+	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 && len(e.OneOf) == 0
+}
+
+// oneOfCandidate is one branch of a dsl.OneOf.
+type oneOfCandidate struct {
+	Input  string   `json:"input"`  // the --param/--artifact carrying the value
+	Guards []string `json:"guards"` // the --param inputs that must all be "true"
 }
 
 // listInput tells the launcher what to do with an aggregated result array.

@@ -60,6 +60,22 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		b.ext.Selectors[name] = src.selector
 	}
 	switch src.kind {
+	case srcOneOf:
+		if b.ext.OneOf == nil {
+			b.ext.OneOf = map[string][]oneOfCandidate{}
+		}
+		for i, cand := range src.candidates {
+			oc := oneOfCandidate{Input: fmt.Sprintf("pf-oneof-%d-%s", i, name)}
+			plain := *cand
+			plain.guards = nil
+			b.bind(oc.Input, &plain, artifact, typ)
+			for j, g := range cand.guards {
+				gname := fmt.Sprintf("pf-oneof-%d-%d-%s", i, j, name)
+				b.bind(gname, g, false, pipelinespec.ParameterType_STRING)
+				oc.Guards = append(oc.Guards, gname)
+			}
+			b.ext.OneOf[name] = append(b.ext.OneOf[name], oc)
+		}
 	case srcMissing:
 		b.c.errorf(path, "%s", src.lit)
 	case srcConst:
@@ -156,7 +172,7 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 		b.bind(in, artifacts[in], true, 0)
 	}
 
-	out := &taskOut{name: name, loop: s.loop, finally: finally, outTypes: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}}
+	out := &taskOut{name: name, loop: s.loop, finally: finally, guards: s.guards, outTypes: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}}
 	var results []tektonv1.TaskResult
 	for _, o := range sortedKeys(comp.GetOutputDefinitions().GetParameters()) {
 		out.outTypes[o] = paramType(comp.GetOutputDefinitions().GetParameters()[o])
@@ -292,23 +308,26 @@ func (c *compiler) importerSpec(cfg launch.TaskConfig, imp *pipelinespec.Pipelin
 
 // condTask adds "<task>-cond", which evaluates the trigger condition of t
 // over t's parameter inputs. It returns the task's name ("" on error) and
-// whether it runs per loop iteration: a condition inside a ParallelFor body
-// that reads the iteration is matrixed like the body, and since a Tekton
-// when expression applies to a whole matrix, its guarded tasks skip
-// themselves per iteration in the launcher instead (TaskConfig.Guards).
+// the loop it is matrixed over: a condition inside a ParallelFor body that
+// reads the iteration is matrixed like the body. Since a Tekton when
+// expression applies to a whole matrix, the tasks it guards skip themselves
+// per iteration in the launcher instead (extraConfig.Guards); so do the
+// tasks of a guard-mode scope (see scope.guardMode). asGuard says which.
 func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec, cond string,
-	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) (string, bool) {
-	name := c.names.name(path, "cond")
+	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) (name string, loop *loopCtx, asGuard bool) {
+	name = c.names.name(path, "cond")
 	cfg := launch.CondConfig{RunID: c.opts.RunID, TaskID: name, Condition: cond, ParamTypes: map[string]launch.ParameterType{}}
-	var loop *loopCtx
+
 	if s.loop != nil {
 		for _, src := range params {
 			if src != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop == s.loop)) {
 				loop = s.loop
 			}
 		}
-		if len(s.guards) > 0 {
-			loop = s.loop
+		for _, g := range s.guards {
+			if g.loop != nil {
+				loop = s.loop
+			}
 		}
 	}
 	b := c.newBinding(where+".triggerPolicy", loop, false)
@@ -324,7 +343,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 	spec, err := c.launcherSpec("cond", cfg.Args(b.params, resultsDir), b)
 	if err != nil {
 		c.errorf(where, "%v", err)
-		return "", false
+		return "", nil, false
 	}
 	spec.Results = []tektonv1.TaskResult{{Name: launch.CondResult, Type: tektonv1.ResultsTypeString}}
 	spec.Params = b.taskParams()
@@ -336,7 +355,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 		pt.Matrix = &tektonv1.Matrix{Params: tektonv1.Params{loop.matrix}}
 	}
 	c.tasks = append(c.tasks, pt)
-	return name, loop != nil
+	return name, loop, loop != nil || s.guardMode
 }
 
 // itemsTask adds "<loop>-items", which turns the JSON list src into the
