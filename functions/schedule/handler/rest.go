@@ -93,6 +93,15 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	// Server-owned fields are not taken from the client.
 	rr.CreatedAt, rr.UpdatedAt, rr.Status, rr.Error = time.Time{}, time.Time{}, "", nil
+	// The schedule's own fields first (every problem at once), then what it refers to.
+	if err := schedule.Validate(rr, h.now()); err != nil {
+		h.writeError(w, r, &api.Error{Kind: api.KindInvalid, Message: err.Error(), Err: err})
+		return
+	}
+	if err := h.checkRefs(r.Context(), team, rr); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	created, err := h.Store.CreateRecurringRun(r.Context(), team, rr)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/redistest"
@@ -48,7 +50,18 @@ func TestREST(t *testing.T) {
 	h.Routes(mux)
 	const base = "/apis/v2beta1/recurringruns"
 
-	body := `{"recurring_run_id":"nightly","display_name":"nightly","pipeline_version_reference":{"pipeline_id":"p"},
+	// KFP's sequential_v2 sample (testdata, from the KFP repository): one STRING
+	// parameter, url.
+	irYAML, err := os.ReadFile("testdata/sequential_v2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := yaml.YAMLToJSON(irYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"recurring_run_id":"nightly","display_name":"nightly","pipeline_spec":` + string(spec) + `,
+		"runtime_config":{"parameters":{"url":"gs://bucket/[[ScheduledTime.2006-01-02]]"}},
 		"trigger":{"cron_schedule":{"cron":"0 30 2 * * *"}},"time_zone":"America/New_York","max_concurrency":"1"}`
 	code, got := do(t, mux, call{method: "POST", path: base, body: body, team: team})
 	if code != 200 || got["status"] != api.StatusEnabled || got["mode"] != api.ModeEnable || got["namespace"] != team {
@@ -84,6 +97,14 @@ func TestREST(t *testing.T) {
 		{"unknown field", call{"POST", base, `{"display_name":"x","cron":"* * * * *"}`, team}, 400,
 			`request body: json: unknown field "cron"`},
 		{"not found", call{"GET", base + "/nope", "", team}, 404, "recurring run nope not found"},
+		{"unknown pipeline", call{"POST", base, `{"display_name":"x","pipeline_version_reference":{"pipeline_id":"nope"},"trigger":{"cron_schedule":{"cron":"@daily"}}}`, team}, 404,
+			"pipeline nope not found"},
+		{"unknown experiment", call{"POST", base, `{"display_name":"x","experiment_id":"nope","pipeline_spec":` + string(spec) + `,"trigger":{"cron_schedule":{"cron":"@daily"}}}`, team}, 404,
+			"experiment nope not found"},
+		{"parameter that does not bind", call{"POST", base, `{"display_name":"x","pipeline_spec":` + string(spec) + `,"runtime_config":{"parameters":{"url":"u","nope":1}},"trigger":{"cron_schedule":{"cron":"@daily"}}}`, team}, 400,
+			`runtime_config: invalid pipeline: parameters['nope']: unknown pipeline parameter "nope" (declared: url)`},
+		{"spec that is not IR", call{"POST", base, `{"display_name":"x","pipeline_spec":{"a":1},"trigger":{"cron_schedule":{"cron":"@daily"}}}`, team}, 400,
+			`pipeline_spec: invalid pipeline: a: unknown field "a" at top level of the pipeline spec`},
 		{"other team", call{"GET", base + "/nightly", "", "team-b"}, 404, "recurring run nightly not found"},
 		{"unknown verb", call{"POST", base + "/nightly:pause", "", team}, 404,
 			`POST /apis/v2beta1/recurringruns/nightly:pause: unknown method "pause" (want :enable or :disable)`},
