@@ -61,19 +61,16 @@ if ARGV[3] ~= '' then
   if ex and redis.call('EXISTS', P .. 'run:' .. ex) == 1 then return {0, ex} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1, ARGV[2]} end
+if redis.call('EXISTS', P .. 'exp:' .. ARGV[7]) == 0 then return {-2, ARGV[7]} end
 local n = tonumber(ARGV[10])
 local f = {}
 for i = 1, 2 * n do f[i] = ARGV[10 + i] end
 redis.call('HSET', KEYS[1], unpack(f))
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[5]) end
 if ARGV[3] ~= '' then redis.call('SET', P .. 'idem:' .. ARGV[3], ARGV[2], 'PX', ARGV[4]) end
-if ARGV[7] ~= '' then
-  local ek = P .. 'exp:' .. ARGV[7]
-  if redis.call('EXISTS', ek) == 1 then
-    local lr = tonumber(redis.call('HGET', ek, 'last_run') or '0')
-    if tonumber(ARGV[8]) > lr then redis.call('HSET', ek, 'last_run', ARGV[8]) end
-  end
-end
+local ek = P .. 'exp:' .. ARGV[7]
+local lr = tonumber(redis.call('HGET', ek, 'last_run') or '0')
+if tonumber(ARGV[8]) > lr then redis.call('HSET', ek, 'last_run', ARGV[8]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', 'created', 'state', ARGV[9], 'at', ARGV[8], 'attempt', '0')
 return {1, ARGV[2]}
 `)
@@ -96,9 +93,10 @@ func runIndexKeys(team, state, st, exp, pv string) []string {
 
 // CreateRun stores r as a new run: a new id unless r.RunID is set, CreatedAt now, state
 // PENDING unless r.State names another run state, storage AVAILABLE, and the team's
-// Default experiment when r.ExperimentID is empty. With an idempotency key the check and
-// the write are one atomic script: concurrent creates with one key yield one run, and
-// every caller gets it (created reports whether this call made it).
+// Default experiment when r.ExperimentID is empty (a named experiment must exist). With an
+// idempotency key the check and the write are one atomic script: concurrent creates with
+// one key yield one run, and every caller gets it (created reports whether this call made
+// it).
 func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts CreateRunOptions) (run api.Run, created bool, err error) {
 	if err := checkTeam(team); err != nil {
 		return api.Run{}, false, err
@@ -123,6 +121,8 @@ func (s *Store) CreateRun(ctx context.Context, team string, r api.Run, opts Crea
 	switch code {
 	case -1:
 		return api.Run{}, false, api.Errorf(api.KindConflict, "run id %s already exists in team %s", id, team)
+	case -2:
+		return api.Run{}, false, api.Errorf(api.KindNotFound, "run %s: experiment %s not found in team %s", r.RunID, id, team)
 	case 0:
 		existing, err := s.GetRun(ctx, team, id)
 		return existing, false, err

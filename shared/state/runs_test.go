@@ -56,6 +56,8 @@ func TestCreateAndGetRun(t *testing.T) {
 	wantKind(t, err, api.KindInvalid, "run created CACHED")
 	_, err = s.GetRun(ctx, "ml", "missing")
 	wantKind(t, err, api.KindNotFound, "missing run")
+	_, _, err = s.CreateRun(ctx, "ml", api.Run{ExperimentID: "no-such-experiment"}, CreateRunOptions{})
+	wantKind(t, err, api.KindNotFound, "run in a missing experiment")
 }
 
 var runStates = []string{api.StatePending, api.StateRunning, api.StateCanceling, api.StateSucceeded,
