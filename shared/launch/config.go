@@ -22,7 +22,9 @@
 // <root>/<run-id>/<task-id>/<output-name>. The {{$.inputs.artifacts[..].uri}}
 // and {{$.outputs.artifacts[..].uri}} placeholders always give the real URI.
 // A program that writes a directory at an output path produces a directory
-// artifact: its files plus a manifest (ManifestName) under the URI.
+// artifact: its files plus a manifest (ManifestName) under the URI. Metadata
+// the program reports is also stored beside the artifact (MetadataSuffix),
+// because engines hand the next pod only the URI.
 package launch
 
 import (

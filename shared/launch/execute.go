@@ -300,6 +300,10 @@ func (x *execution) fetchInputs(ctx context.Context, given map[string][]*pipelin
 			if a.GetUri() == "" {
 				return fmt.Errorf("input artifact %s[%d] has no URI", name, i)
 			}
+			a = proto.Clone(a).(*pipelinespec.RuntimeArtifact) // never modify the caller's
+			if err := loadMetadata(ctx, x.env.Store, a); err != nil {
+				return fmt.Errorf("input artifact %s: %w", name, err)
+			}
 			base := pathSegment(filepath.Base(strings.TrimRight(a.GetUri(), "/")))
 			fallback := filepath.Join(x.work, "inputs", pathSegment(name), fmt.Sprint(i), base)
 			path, shown := x.localPathFor(a.GetUri(), fallback)
@@ -489,27 +493,80 @@ func (x *execution) uploadOutput(ctx context.Context, name string, eo *pipelines
 	}
 	path := x.outPaths[name]
 	st, err := os.Stat(path)
+	var info artifacts.Info
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if reported {
-			return a, nil
+		if !reported {
+			return nil, fmt.Errorf("output artifact %q: the command did not write %s", name, path)
 		}
-		return nil, fmt.Errorf("output artifact %q: the command did not write %s", name, path)
+		// A metadata-only artifact (KFP Metrics): store an empty object so
+		// every output URI names something a consumer can download.
+		info, err = x.env.Store.Put(ctx, a.Uri, strings.NewReader(""))
 	case err != nil:
 		return nil, fmt.Errorf("output artifact %q: %w", name, err)
-	}
-	var info artifacts.Info
-	if st.IsDir() {
+	case st.IsDir():
 		info, err = uploadDir(ctx, x.env.Store, path, a.Uri)
-	} else {
+	default:
 		info, err = uploadFile(ctx, x.env.Store, path, a.Uri)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("output artifact %q: %w", name, err)
 	}
+	if err := putMetadata(ctx, x.env.Store, a); err != nil {
+		return nil, fmt.Errorf("output artifact %q: %w", name, err)
+	}
 	a.Metadata.Fields[MetaSize] = structpb.NewNumberValue(float64(info.Size))
 	a.Metadata.Fields[MetaDigest] = structpb.NewStringValue(info.Digest)
 	return a, nil
+}
+
+// MetadataSuffix names the object next to an output artifact that holds its
+// metadata (<uri>.pipefn-meta.json), written when the program reported any.
+// Engines pass only URIs between pods, so a consumer's launcher reads the
+// metadata back from there ({{$.inputs.artifacts['m'].metadata['k']}}, and
+// the ExecutorInput KFP's Python executor reads). KFP output names are
+// identifiers, so the suffix cannot collide with another output.
+const MetadataSuffix = ".pipefn-meta.json"
+
+func putMetadata(ctx context.Context, store artifacts.Store, a *pipelinespec.RuntimeArtifact) error {
+	if len(a.GetMetadata().GetFields()) == 0 {
+		return nil
+	}
+	b, err := protojson.Marshal(a.GetMetadata())
+	if err != nil {
+		return fmt.Errorf("encode metadata: %w", err)
+	}
+	if _, err := store.Put(ctx, a.GetUri()+MetadataSuffix, bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("store metadata: %w", err)
+	}
+	return nil
+}
+
+// loadMetadata fills the metadata of an input artifact that arrived as a bare
+// URI from the sidecar its producer wrote; an artifact without one (imported,
+// or produced elsewhere) keeps empty metadata.
+func loadMetadata(ctx context.Context, store artifacts.Store, a *pipelinespec.RuntimeArtifact) error {
+	if len(a.GetMetadata().GetFields()) > 0 {
+		return nil
+	}
+	rc, err := store.Get(ctx, a.GetUri()+MetadataSuffix)
+	if err != nil {
+		if errors.Is(err, artifacts.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read metadata: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read metadata: %w", err)
+	}
+	md := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, md); err != nil {
+		return fmt.Errorf("metadata %s%s: %w", a.GetUri(), MetadataSuffix, err)
+	}
+	a.Metadata = md
+	return nil
 }
 
 // DecodeArtifactURIs parses an --artifact value: one URI, or a JSON array of

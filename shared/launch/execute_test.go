@@ -494,3 +494,35 @@ func readURI(t testing.TB, st artifacts.Store, uri string) string {
 	b.ReadFrom(rc)
 	return b.String()
 }
+
+// TestExecuteMetadataCrossesPods: engines pass only the URI of an artifact
+// to the next pod; its metadata must come back from the producer's sidecar.
+func TestExecuteMetadataCrossesPods(t *testing.T) {
+	env, root, logs := localEnv(t)
+	ctx := context.Background()
+	producer := shTask(t, root, comp{outArts: []string{"metrics"}},
+		`printf '%s' '{"artifacts":{"metrics":{"artifacts":[{"metadata":{"accuracy":0.9,"name":"m1"}}]}}}' > "$0"`, "{{$.outputs.output_file}}")
+	out, err := Execute(ctx, producer, Inputs{}, env)
+	if err != nil {
+		t.Fatalf("%v\nlogs: %s", err, logs)
+	}
+	uri := out.Artifacts["metrics"][0].GetUri()
+	if got := readURI(t, env.Store, uri); got != "" {
+		t.Errorf("metadata-only artifact object = %q, want empty", got)
+	}
+	consumer := shTask(t, root, comp{inArts: []string{"metrics"}, outParams: []string{"seen:STRING"}},
+		`printf '%s %s' "$0" "$1" > "$2"`, "{{$.inputs.artifacts['metrics'].metadata['accuracy']}}",
+		"{{$.inputs.artifacts['metrics'].metadata['name']}}", "{{$.outputs.parameters['seen'].output_file}}")
+	consumer.TaskID = "consumer"
+	bare := &pipelinespec.RuntimeArtifact{Uri: uri} // as `--artifact metrics=URI` delivers it
+	out, err = Execute(ctx, consumer, Inputs{Artifacts: map[string][]*pipelinespec.RuntimeArtifact{"metrics": {bare}}}, env)
+	if err != nil {
+		t.Fatalf("%v\nlogs: %s", err, logs)
+	}
+	if got := out.Params["seen"].GetStringValue(); got != "0.9 m1" {
+		t.Errorf("metadata placeholders = %q, want %q", got, "0.9 m1")
+	}
+	if bare.GetMetadata() != nil {
+		t.Errorf("Execute modified the caller's input artifact")
+	}
+}
