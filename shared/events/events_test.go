@@ -306,6 +306,8 @@ func TestHTTPStatusMapping(t *testing.T) {
 		{"not a cloudevent", raw("POST", "application/json", `{"a":1}`, nil), http.StatusUnsupportedMediaType},
 		{"batch", raw("POST", "application/cloudevents-batch+json", `[]`, nil), http.StatusBadRequest},
 		{"get", raw("GET", "", "", nil), http.StatusMethodNotAllowed},
+		{"too large", raw("POST", "application/json", `"`+strings.Repeat("x", MaxEventBytes)+`"`,
+			map[string]string{"Ce-Specversion": "1.0", "Ce-Type": "t.ok", "Ce-Source": "/x", "Ce-Id": "1"}), http.StatusRequestEntityTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,10 +16,15 @@ import (
 	"github.com/pipefn/pipefn/shared/api"
 )
 
+// MaxEventBytes bounds the body of an incoming event, so that a bad sender cannot make a
+// function buffer without limit. A run.status event with every task of a large run stays
+// well below it.
+const MaxEventBytes = 16 << 20
+
 // HTTPHandler serves CloudEvents over HTTP as a Knative Broker (or any CloudEvents HTTP
 // sender) delivers them, in binary or structured mode. Status codes follow the Knative
 // delivery contract: 200 with the reply event in binary mode, 202 when there is no reply;
-// 400 for a bad or unroutable event (not redelivered); 500 or 503 for a transient failure
+// 400 for a bad or unroutable event (not redelivered), 413 above MaxEventBytes; 500 or 503 for a transient failure
 // (the Broker redelivers).
 func HTTPHandler(r *Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -32,10 +37,15 @@ func HTTPHandler(r *Router) http.Handler {
 			http.Error(w, "batched CloudEvents are not supported", http.StatusBadRequest)
 			return
 		}
+		req.Body = http.MaxBytesReader(w, req.Body, MaxEventBytes)
 		e, err := cehttp.NewEventFromHTTPRequest(req)
 		if err != nil {
 			status := http.StatusBadRequest
-			if errors.Is(err, binding.ErrUnknownEncoding) {
+			var tooBig *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooBig):
+				status = http.StatusRequestEntityTooLarge
+			case errors.Is(err, binding.ErrUnknownEncoding):
 				// Neither ce-* headers nor a cloudevents content type: not a CloudEvent.
 				status = http.StatusUnsupportedMediaType
 			}
