@@ -465,4 +465,3 @@ func (h *Handler) cacheLookup(w http.ResponseWriter, r *http.Request) {
 	}
 	h.writeJSON(w, http.StatusOK, hit)
 }
-
