@@ -185,6 +185,10 @@ func TestHTTPSubmitter(t *testing.T) {
 			return
 		}
 		gotKey, gotTeam = r.Header.Get("Idempotency-Key"), r.Header.Get(TeamHeader)
+		var run map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&run); err != nil || run["run_id"] != "" || run["recurring_run_id"] != "rr" {
+			t.Errorf("submitted body %v (%v): want no run id and the recurring run id", run, err)
+		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(api.Status{Code: 3, Message: "pipeline version v not found"})
 	}))
@@ -196,7 +200,7 @@ func TestHTTPSubmitter(t *testing.T) {
 		kind   api.Kind
 	}{{200, -1}, {409, api.KindConflict}, {404, api.KindNotFound}, {400, api.KindInvalid}, {503, api.KindUnavailable}, {500, api.KindUnavailable}} {
 		status = tc.status
-		err := submit(ctx, team, api.Run{RunID: "r1"}, "r1")
+		err := submit(ctx, team, api.Run{RunID: "r1", RecurringRunID: "rr"}, "r1")
 		if tc.kind < 0 {
 			if err != nil {
 				t.Errorf("status %d: %v", tc.status, err)
@@ -209,7 +213,7 @@ func TestHTTPSubmitter(t *testing.T) {
 		t.Errorf("headers: key %q team %q", gotKey, gotTeam)
 	}
 	srv.Close()
-	if err := submit(ctx, team, api.Run{RunID: "r1"}, "r1"); api.KindOf(err) != api.KindUnavailable {
+	if err := submit(ctx, team, api.Run{RunID: "r1", RecurringRunID: "rr"}, "r1"); api.KindOf(err) != api.KindUnavailable {
 		t.Errorf("closed server: %v, want unavailable", err)
 	}
 }

@@ -25,20 +25,24 @@ func HTTPSubmitter(baseURL string, client *http.Client) SubmitFunc {
 	}
 	endpoint := strings.TrimRight(baseURL, "/") + "/apis/v2beta1/runs"
 	return func(ctx context.Context, team string, run api.Run, key string) error {
+		// The submit function assigns run ids itself and refuses one from a client; the
+		// slot's id travels as the idempotency key, which is what makes it exactly once.
+		runID := run.RunID
+		run.RunID = ""
 		body, err := json.Marshal(run)
 		if err != nil {
-			return fmt.Errorf("encode run %s: %w", run.RunID, err)
+			return fmt.Errorf("encode run %s: %w", runID, err)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"?namespace="+url.QueryEscape(team), bytes.NewReader(body))
 		if err != nil {
-			return fmt.Errorf("submit run %s: %w", run.RunID, err)
+			return fmt.Errorf("submit run %s: %w", runID, err)
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
 		req.Header.Set(TeamHeader, team)
 		resp, err := client.Do(req)
 		if err != nil {
-			return &api.Error{Kind: api.KindUnavailable, Message: "submit function unreachable", Err: fmt.Errorf("submit run %s: %w", run.RunID, err)}
+			return &api.Error{Kind: api.KindUnavailable, Message: "submit function unreachable", Err: fmt.Errorf("submit run %s: %w", runID, err)}
 		}
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -65,6 +69,6 @@ func HTTPSubmitter(baseURL string, client *http.Client) SubmitFunc {
 		case resp.StatusCode < 500:
 			kind = api.KindInvalid
 		}
-		return api.Errorf(kind, "submit run %s: %s: %s", run.RunID, resp.Status, text)
+		return api.Errorf(kind, "submit run %s: %s: %s", runID, resp.Status, text)
 	}
 }

@@ -42,7 +42,10 @@ import (
 
 // SubmitFunc creates a run for team. It must be idempotent by idempotencyKey: a second
 // call with the same key creates nothing and returns nil, so that a re-submitted claim
-// yields the run of the first submission.
+// yields the run of the first submission. run.RunID is the slot's run id, equal to
+// idempotencyKey; a submit path that assigns its own run ids (the submit function does)
+// may drop it, since exactly-once rests on the key, and the schedule finds the run again
+// by the key or by the run's recurring_run_id and scheduled_at.
 type SubmitFunc func(ctx context.Context, team string, run api.Run, idempotencyKey string) error
 
 // Handler serves recurring runs and fires them on ticks.
