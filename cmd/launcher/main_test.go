@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/pipefn/pipefn/shared/artifacts"
+	"github.com/pipefn/pipefn/shared/artifacts/s3test"
 	"github.com/pipefn/pipefn/shared/launch"
 )
 
@@ -337,4 +338,38 @@ func encodeExtra(t *testing.T, e launch.Extra) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// TestRunS3FromEnvironment: the launcher finds its S3 pipeline root through
+// the AWS_* environment alone, as in a pod.
+func TestRunS3FromEnvironment(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Store(t, "root", artifacts.S3Options{}) // creates the bucket and sets AWS_* for the child
+	t.Setenv("PIPEFN_MOUNT_ROOT", t.TempDir())  // keep /s3 of the test machine clean
+	cfg := launch.TaskConfig{RunID: "run-s3", TaskID: "make", PipelineRoot: "s3://root/pipelines",
+		Container: &launch.Container{Command: []string{"sh", "-c", `echo made > "$0"`}, Args: []string{"{{$.outputs.artifacts['data'].path}}"}}}
+	cfg.SetComponent(spec(nil, nil, nil, []string{"data"}))
+	results := t.TempDir()
+	if code, _, stderr := launcher(t, cfg.Args(nil, nil, results)...); code != 0 {
+		t.Fatalf("launcher exited %d: %s", code, stderr)
+	}
+	uri := "s3://root/pipelines/run-s3/make/data"
+	if diff := cmp.Diff(map[string]string{"a-data": uri}, readResults(t, results)); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	if b, err := os.ReadFile(filepath.Join(srv.Dir, "root", "pipelines", "run-s3", "make", "data")); err != nil || string(b) != "made\n" {
+		t.Errorf("object on the server = %q, %v", b, err)
+	}
+	// A consumer in another "pod" reads it back by URI.
+	consumer := launch.TaskConfig{RunID: "run-s3", TaskID: "use", PipelineRoot: "s3://root/pipelines",
+		Container: &launch.Container{Command: []string{"sh", "-c", `cat "$0" > "$1"`},
+			Args: []string{"{{$.inputs.artifacts['data'].path}}", "{{$.outputs.parameters['text'].output_file}}"}}}
+	consumer.SetComponent(spec(nil, []string{"data"}, map[string]pipelinespec.ParameterType_ParameterTypeEnum{"text": pipelinespec.ParameterType_STRING}, nil))
+	results = t.TempDir()
+	if code, _, stderr := launcher(t, consumer.Args(nil, map[string]string{"data": uri}, results)...); code != 0 {
+		t.Fatalf("consumer exited %d: %s", code, stderr)
+	}
+	if diff := cmp.Diff(map[string]string{"p-text": "made\n"}, readResults(t, results)); diff != "" {
+		t.Errorf("consumer results (-want +got):\n%s", diff)
+	}
 }
