@@ -75,6 +75,7 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*wfv1.Workflow, error) {
 		templates: newNamer(maxFieldName),
 		launcher:  opts.LauncherImage,
 		wfName:    objectName(opts.RunID),
+		nullable:  map[string]bool{},
 	}
 	if c.launcher == "" {
 		c.launcher = compile.DefaultLauncherImage
@@ -154,6 +155,9 @@ type compiler struct {
 	out       []wfv1.Template
 	launcher  string
 	wfName    string
+	// nullable names loop-body outputs ("template/output") that are JSON
+	// null in iterations where their conditional producer was skipped.
+	nullable map[string]bool
 }
 
 // scope is one DAG template being emitted: what its inputs are and where it
@@ -169,6 +173,8 @@ type scope struct {
 	comp *pipelinespec.ComponentSpec
 	// where is the IR path of the DAG, for error messages.
 	where string
+	// templateName is the Argo template this scope becomes.
+	templateName string
 }
 
 // childID is the task id of a child task named name, as a string that may
@@ -233,6 +239,7 @@ func (c *compiler) emitDAG(name, where string, comp *pipelinespec.ComponentSpec,
 	}
 	s.comp = comp
 	s.where = where
+	s.templateName = name
 	tn := newNamer(maxFieldName)
 	s.taskNames = map[string]string{}
 	taskOrder := slices.Sorted(maps.Keys(dag.GetTasks()))
@@ -631,10 +638,12 @@ func (c *compiler) loopCall(s *scope, where, irName, argoName, tmplBase, compWhe
 	// Re-export the body's outputs, aggregated over iterations by Argo. An
 	// empty loop aggregates nothing; "[]" is then the honest value.
 	for _, o := range c.findTemplate(bodyName).Outputs.Parameters {
-		wrap.Outputs.Parameters = append(wrap.Outputs.Parameters, wfv1.Parameter{
-			Name:      o.Name,
-			ValueFrom: &wfv1.ValueFrom{Parameter: "{{tasks." + iterTask + ".outputs.parameters." + o.Name + "}}", Default: wfv1.AnyStringPtr("[]")},
-		})
+		vf := &wfv1.ValueFrom{Parameter: "{{tasks." + iterTask + ".outputs.parameters." + o.Name + "}}", Default: wfv1.AnyStringPtr("[]")}
+		if c.nullable[bodyName+"/"+o.Name] {
+			vf.Parameter = ""
+			vf.Expression = "toJson(filter(fromJSON(tasks['" + iterTask + "'].outputs.parameters['" + o.Name + "']), # != nil))"
+		}
+		wrap.Outputs.Parameters = append(wrap.Outputs.Parameters, wfv1.Parameter{Name: o.Name, ValueFrom: vf})
 	}
 	c.out = append(c.out, wrap)
 	return wfv1.DAGTask{Name: argoName, Template: wrapName, Arguments: wfv1.Arguments{Parameters: args}}, nil
@@ -747,7 +756,11 @@ func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, 
 			quote = true
 		}
 	}
-	if len(rs) == 1 && !quote {
+	// In a loop body, a single producer behind a condition may not run in
+	// some iterations; KFP then collects nothing for them. The body yields
+	// JSON null and the loop wrapper filters the nulls out.
+	skippable := loopBody && len(sels) == 1 && s.comp.GetDag().GetTasks()[sels[0].task].GetTriggerPolicy().GetCondition() != ""
+	if len(rs) == 1 && !quote && !skippable {
 		return wfv1.Parameter{Name: outName, ValueFrom: &wfv1.ValueFrom{Parameter: "{{tasks." + rs[0].task + ".outputs.parameters." + rs[0].result + "}}"}}, nil
 	}
 	ref := func(r resolved) string {
@@ -758,29 +771,56 @@ func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, 
 		return e
 	}
 	expr := ref(rs[len(rs)-1])
+	if skippable {
+		c.nullable[s.templateName+"/"+outName] = true
+		expr = "tasks['" + rs[0].task + "'].status == 'Succeeded' ? " + expr + " : 'null'"
+	}
 	for i := len(rs) - 2; i >= 0; i-- {
 		expr = "tasks['" + rs[i].task + "'].status == 'Succeeded' ? " + ref(rs[i]) + " : (" + expr + ")"
 	}
 	return wfv1.Parameter{Name: outName, ValueFrom: &wfv1.ValueFrom{Expression: expr}}, nil
 }
 
-// isRawText reports whether the producer's output is written as raw text
-// (not JSON): a STRING parameter or a single artifact's URI.
+// isRawText reports whether the value behind a DAG output selector is
+// written as raw text (not JSON): a STRING parameter or a single artifact's
+// URI. Declared DAG output types describe the collected value, not one
+// iteration's, so the chain is followed down to the executor that writes it.
 func (c *compiler) isRawText(s *scope, sel selector, artifact bool) bool {
-	task := s.comp.GetDag().GetTasks()[sel.task]
+	return c.rawText(s.comp, sel, artifact, 0)
+}
+
+func (c *compiler) rawText(dagComp *pipelinespec.ComponentSpec, sel selector, artifact bool, depth int) bool {
+	task := dagComp.GetDag().GetTasks()[sel.task]
 	comp := c.p.Spec.GetComponents()[task.GetComponentRef().GetName()]
-	if comp == nil {
+	if comp == nil || task.GetIterator() != nil || depth > 64 {
+		return false // a loop's outputs are JSON lists
+	}
+	if comp.GetDag() == nil {
+		if artifact {
+			a := comp.GetOutputDefinitions().GetArtifacts()[sel.key]
+			return a != nil && !a.GetIsArtifactList()
+		}
+		p := comp.GetOutputDefinitions().GetParameters()[sel.key]
+		return p != nil && p.GetParameterType() == pipelinespec.ParameterType_STRING
+	}
+	outs := comp.GetDag().GetOutputs()
+	if artifact {
+		if a := outs.GetArtifacts()[sel.key]; a != nil && len(a.GetArtifactSelectors()) > 0 {
+			f := a.GetArtifactSelectors()[0]
+			return c.rawText(comp, selector{task: f.GetProducerSubtask(), key: f.GetOutputArtifactKey()}, true, depth+1)
+		}
 		return false
 	}
-	if task.GetIterator() != nil {
-		return false // a nested loop's outputs are already JSON lists
+	p := outs.GetParameters()[sel.key]
+	switch k := p.GetKind().(type) {
+	case *pipelinespec.DagOutputsSpec_DagOutputParameterSpec_ValueFromParameter:
+		return c.rawText(comp, selector{task: k.ValueFromParameter.GetProducerSubtask(), key: k.ValueFromParameter.GetOutputParameterKey()}, false, depth+1)
+	case *pipelinespec.DagOutputsSpec_DagOutputParameterSpec_ValueFromOneof:
+		if sels := k.ValueFromOneof.GetParameterSelectors(); len(sels) > 0 {
+			return c.rawText(comp, selector{task: sels[0].GetProducerSubtask(), key: sels[0].GetOutputParameterKey()}, false, depth+1)
+		}
 	}
-	if artifact {
-		a := comp.GetOutputDefinitions().GetArtifacts()[sel.key]
-		return a != nil && !a.GetIsArtifactList()
-	}
-	p := comp.GetOutputDefinitions().GetParameters()[sel.key]
-	return p != nil && p.GetParameterType() == pipelinespec.ParameterType_STRING
+	return false
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -558,3 +558,43 @@ func TestIgnoreUpstreamFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectedFromConditionalProducer: iterations whose producer was
+// skipped contribute nothing to the collected list, as in KFP.
+func TestCollectedFromConditionalProducer(t *testing.T) {
+	wf := compileCorpus(t, goldenFiles["params_artifacts"])
+	const out = "a-pipelinechannel--double-2-out_dataset"
+	var body, wrap *wfv1.Template
+	for i := range wf.Spec.Templates {
+		tm := &wf.Spec.Templates[i]
+		for _, p := range tm.Outputs.Parameters {
+			if p.Name == out && p.ValueFrom != nil && strings.Contains(p.ValueFrom.Expression, "'null'") {
+				body = tm
+			}
+			if p.Name == out && p.ValueFrom != nil && strings.Contains(p.ValueFrom.Expression, "filter(") {
+				wrap = tm
+			}
+		}
+	}
+	if body == nil || wrap == nil {
+		t.Fatal("no conditional collected output")
+	}
+	bodyExpr := body.Outputs.Parameters[0].ValueFrom.Expression
+	if diff := cmp.Diff("null", evalOutput(t, bodyExpr, map[string]any{"tasks.condition-5.status": "Skipped"})); diff != "" {
+		t.Errorf("skipped iteration (-want +got):\n%s", diff)
+	}
+	ran := evalOutput(t, bodyExpr, map[string]any{"tasks.condition-5.status": "Succeeded", "tasks.condition-5.outputs.parameters." + out: "s3://b/x"})
+	if diff := cmp.Diff(`"s3://b/x"`, ran); diff != "" {
+		t.Errorf("iteration that ran (-want +got):\n%s", diff)
+	}
+	var wrapExpr string
+	for _, p := range wrap.Outputs.Parameters {
+		if p.Name == out {
+			wrapExpr = p.ValueFrom.Expression
+		}
+	}
+	got := evalOutput(t, wrapExpr, map[string]any{"tasks.iteration.outputs.parameters." + out: `["s3://b/x",null,"s3://b/y"]`})
+	if diff := cmp.Diff(`["s3://b/x","s3://b/y"]`, got); diff != "" {
+		t.Errorf("collected (-want +got):\n%s", diff)
+	}
+}
