@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -88,7 +89,7 @@ func parseJSONList(s string) (*structpb.ListValue, error) {
 // with parseJson(string_value), so non-strings become JSON text there.
 func itemValue(body *pipelinespec.ComponentSpec, input string, v *structpb.Value) *structpb.Value {
 	def := body.GetInputDefinitions().GetParameters()[input]
-	if def.GetParameterType() != pipelinespec.ParameterType_STRING {
+	if def == nil || ir.InputParameterType(def) != pipelinespec.ParameterType_STRING {
 		return v
 	}
 	if _, ok := v.GetKind().(*structpb.Value_StringValue); ok {

@@ -96,6 +96,9 @@ func (r *runner) secretEnv(sc *scope, e *executor) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("executor %s secretAsEnv[%d]: %w", e.label, i, err)
 		}
+		if name == "" {
+			continue
+		}
 		for _, kv := range s.KeyToEnv {
 			host := SecretEnvName(name, kv.SecretKey)
 			v, ok := r.opts.Getenv(host)
@@ -113,6 +116,9 @@ func (r *runner) secretEnv(sc *scope, e *executor) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("executor %s configMapAsEnv[%d]: %w", e.label, i, err)
 		}
+		if name == "" {
+			continue
+		}
 		for _, kv := range c.KeyToEnv {
 			host := ConfigMapEnvName(name, kv.ConfigMapKey)
 			v, ok := r.opts.Getenv(host)
@@ -129,7 +135,9 @@ func (r *runner) secretEnv(sc *scope, e *executor) ([]string, error) {
 }
 
 // platformName resolves a Secret or ConfigMap name given literally or as a
-// parameter reference in the task's DAG.
+// parameter reference in the task's DAG. A reference to an input that has no
+// value (an optional pipeline input left out) yields "": as in KFP, the
+// setting is then dropped.
 func (r *runner) platformName(sc *scope, literal string, ref *ir.ParamRef) (string, error) {
 	if ref == nil {
 		if literal == "" {
@@ -149,12 +157,12 @@ func (r *runner) platformName(sc *scope, literal string, ref *ir.ParamRef) (stri
 		// The producer need not be among the task's dependentTasks.
 		<-producer.done
 	}
-	v, why, err := r.resolveParam(sc, ps)
+	v, _, err := r.resolveParam(sc, ps)
 	if err != nil {
 		return "", fmt.Errorf("name parameter: %w", err)
 	}
 	if v == nil {
-		return "", fmt.Errorf("name parameter: %s", why)
+		return "", nil
 	}
 	if s, ok := v.GetKind().(*structpb.Value_StringValue); ok {
 		return s.StringValue, nil
