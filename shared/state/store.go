@@ -134,8 +134,10 @@ func fromMS(s string) time.Time {
 	return time.UnixMilli(n).UTC()
 }
 
-// redisErr wraps a Redis failure as unavailable (transient: callers and event handlers
-// retry it) and names the operation.
+// redisErr names the operation in a Redis failure and classifies it: connection trouble
+// and a server that is loading, read-only or failing over are unavailable (transient:
+// callers and event handlers retry them); any other error reply means a defect here (a
+// script error, a wrong key type), which retrying cannot fix, so it stays internal.
 func redisErr(op string, err error) error {
 	if err == nil {
 		return nil
@@ -144,10 +146,25 @@ func redisErr(op string, err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
+	wrapped := fmt.Errorf("%s: %w", op, err)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", op, err)
+		return wrapped
 	}
-	return &api.Error{Kind: api.KindUnavailable, Message: op + ": state store unavailable", Err: fmt.Errorf("%s: %w", op, err)}
+	var reply redis.Error
+	if errors.As(err, &reply) && !transientReply(reply.Error()) {
+		return wrapped
+	}
+	return &api.Error{Kind: api.KindUnavailable, Message: op + ": state store unavailable", Err: wrapped}
+}
+
+// transientReply reports whether a Redis error reply is one a retry can outlive.
+func transientReply(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY ", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // addTeam records team in the set of known teams (for the scheduler's tick fan-out).

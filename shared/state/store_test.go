@@ -350,3 +350,26 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func TestRedisErrClassification(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	// A wrong key type is a defect, not an outage: not worth retrying.
+	if err := s.rdb.Set(ctx, key("ml", "run", "r1"), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetRun(ctx, "ml", "r1")
+	if err == nil || api.KindOf(err) == api.KindUnavailable {
+		t.Errorf("WRONGTYPE error = %v (kind %v), want a non-retryable error", err, api.KindOf(err))
+	}
+	for msg, want := range map[string]bool{
+		"LOADING Redis is loading the dataset in memory":        true,
+		"READONLY You can't write against a read only replica.": true,
+		"ERR Error running script":                              false,
+		"WRONGTYPE Operation against a key":                     false,
+	} {
+		if got := transientReply(msg); got != want {
+			t.Errorf("transientReply(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
