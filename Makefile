@@ -7,13 +7,13 @@ PIPEFN_CACHE ?= $(HOME)/.cache/pipefn
 BIN := $(CURDIR)/bin
 export PATH := $(PIPEFN_CACHE)/bin:$(PATH)
 
-.PHONY: all build run test test-deps deps-redis deps-curl fmt vet bench
+.PHONY: all build run test test-deps deps-redis deps-s3 deps-curl fmt vet bench
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/pipefn ./cmd/pipefn
+	$(GO) build -o $(BIN)/pipefn ./cmd/pipefn
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/launcher ./cmd/launcher
 
 # run starts pipefn up, runs an example to completion and leaves the server up.
@@ -29,11 +29,15 @@ deps-redis:
 	  echo "installing redis-server (apt-get)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
-test-deps: deps-redis
+# deps-s3 installs versitygw (an S3-compatible server) into $(PIPEFN_CACHE)/bin once.
+deps-s3:
+	@command -v versitygw >/dev/null || ./scripts/install-versitygw.sh
+
+test-deps: deps-redis deps-s3
 
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	PIPEFN_REQUIRE_S3=1 $(GO) test -count=1 -timeout 40m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
