@@ -602,3 +602,36 @@ func TestBusCloseRefusesAndCancels(t *testing.T) {
 		t.Fatalf("Publish after Close: err = %v, want ErrBusClosed", err)
 	}
 }
+
+// The SDK's own client, as a Knative Broker or any CloudEvents sender uses it, gets the
+// reply event back and sees a transient failure as a NACK with the status code.
+func TestSDKClientRequestGetsReply(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	r := chainRouter(t, &seen, &mu)
+	r.Handle("t.transient", func(context.Context, cloudevents.Event) (*cloudevents.Event, error) {
+		return nil, errors.New("redis down")
+	})
+	srv := httptest.NewServer(HTTPHandler(r))
+	defer srv.Close()
+	c, err := cloudevents.NewClientHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := cloudevents.ContextWithTarget(context.Background(), srv.URL)
+	in := mustEvent(NewRunSubmitted("/submit", t0, RunSubmitted{RunID: "r7", Team: "ml", Backend: "argo"}))
+	reply, res := c.Request(ctx, in)
+	if !cloudevents.IsACK(res) {
+		t.Fatalf("Request: %v", res)
+	}
+	if reply == nil || reply.Type() != TypeRunDispatched || reply.Subject() != "r7" || Team(*reply) != "ml" {
+		t.Fatalf("reply = %v", reply)
+	}
+	bad := in.Clone()
+	bad.SetType("t.transient")
+	_, res = c.Request(ctx, bad)
+	var httpRes *cehttp.Result
+	if !cloudevents.IsNACK(res) || !cloudevents.ResultAs(res, &httpRes) || httpRes.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("transient failure: result %v, want a NACK with status 500", res)
+	}
+}

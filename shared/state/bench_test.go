@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/pipefn/pipefn/shared/api"
@@ -72,6 +73,16 @@ func BenchmarkListRuns(b *testing.B) {
 		c := &tickClock{t: epoch}
 		s := New(redistest.Start(b), c.Now)
 		exps := fillRuns(b, s, n)
+		if mem, err := s.rdb.MemoryUsage(context.Background(), key("bench", "runs", "idx", "all")).Result(); err == nil {
+			b.Logf("%d runs stored; the all-runs index alone takes %d bytes", n, mem)
+		}
+		if info, err := s.rdb.Info(context.Background(), "memory").Result(); err == nil {
+			for _, line := range strings.Split(info, "\r\n") {
+				if strings.HasPrefix(line, "used_memory_human:") {
+					b.Logf("%d runs stored: redis %s", n, line)
+				}
+			}
+		}
 		filters := []struct {
 			name string
 			f    RunFilter

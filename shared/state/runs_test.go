@@ -594,3 +594,48 @@ func listActiveIDs(t *testing.T, s *Store) []string {
 	}
 	return out
 }
+
+func TestTaskTransitionTable(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	r, _, err := s.CreateRun(ctx, "ml", api.Run{}, CreateRunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskStates := append(slices.Clone(runStates), api.StateCached)
+	// Tasks follow the run rules, and CACHED is one more terminal state.
+	taskForward := map[string][]string{}
+	for from, tos := range forward {
+		taskForward[from] = append(slices.Clone(tos), api.StateCached)
+	}
+	for _, from := range taskStates {
+		for _, to := range taskStates {
+			id := from + "-" + to
+			if _, err := s.UpsertTask(ctx, "ml", r.RunID, api.TaskDetail{TaskID: id, State: from}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.UpsertTask(ctx, "ml", r.RunID, api.TaskDetail{TaskID: id, State: to}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := s.GetRun(ctx, "ml", r.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, td := range got.RunDetails.TaskDetails {
+		states[td.TaskID] = td.State
+	}
+	for _, from := range taskStates {
+		for _, to := range taskStates {
+			want := from
+			if slices.Contains(taskForward[from], to) {
+				want = to
+			}
+			if got := states[from+"-"+to]; got != want {
+				t.Errorf("task %s then %s ends %s, want %s", from, to, got, want)
+			}
+		}
+	}
+}
