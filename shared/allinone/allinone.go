@@ -21,8 +21,11 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	compilefn "github.com/pipefn/pipefn/functions/compile/handler"
+	lineagefn "github.com/pipefn/pipefn/functions/lineage/handler"
+	schedulefn "github.com/pipefn/pipefn/functions/schedule/handler"
 	statusfn "github.com/pipefn/pipefn/functions/status/handler"
 	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
+	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/rest"
 	"github.com/pipefn/pipefn/shared/serve"
@@ -105,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	s.cfg = cfg
 	if cfg.RedisURL == "" {
 		st, stop, err := state.Embedded(cfg.Now)
 		if err != nil {
@@ -153,19 +157,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Source: source + "/submit", Now: cfg.Now, Log: log.With("fn", "submit"),
 	}
 
+	lineage := lineagefn.New(s.Store, teamOf, log.With("fn", "lineage"))
+	sched := &schedulefn.Handler{
+		Store: s.Store, Log: log.With("fn", "schedule"), Now: cfg.Now, Team: teamOf,
+		Submit: func(ctx context.Context, team string, run api.Run, key string) error {
+			_, err := submit.SubmitRun(ctx, team, run, key)
+			return err
+		},
+	}
+
 	dedupe := func(h events.Handler) events.Handler { return events.Dedupe(s.Store, 24*time.Hour, h) }
 	router.Handle(events.TypeRunSubmitted, dedupe(compile.Submitted))
 	router.Handle(events.TypeRunCancel, dedupe(compile.CancelRequested))
 	router.Handle(events.TypeRunStatus, status.RunStatus)
 	router.Handle(events.TypeRunDispatched, status.RunDispatched)
-	router.Handle(events.TypeTaskFinished, func(context.Context, cloudevents.Event) (*cloudevents.Event, error) { return nil, nil })
-	ticks := []events.Handler{status.Tick}
+	router.Handle(events.TypeTaskFinished, dedupe(lineage.HandleTaskFinished))
+	ticks := []events.Handler{status.Tick, sched.OnTick}
 	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
 
 	mux := http.NewServeMux()
 	serve.Health(mux, s.Store.Ping, &s.draining)
 	submit.Routes(mux)
 	status.Routes(mux)
+	lineage.Routes(mux)
+	sched.Routes(mux)
 	mux.Handle("POST /events", publishHandler(s.Bus, log))
 	mux.HandleFunc("/apis/", rest.NotFound)
 

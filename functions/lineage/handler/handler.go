@@ -64,6 +64,22 @@ func New(store Store, teamOf TeamOf, log *slog.Logger) *Handler {
 	return h
 }
 
+// Routes mounts the REST API's routes on mux (pipefn up shares one mux between the
+// functions).
+func (h *Handler) Routes(mux *http.ServeMux) {
+	for _, p := range []string{
+		"GET /apis/v2beta1/runs/{run_id}/artifacts",
+		"GET /apis/v2beta1/runs/{run_id}/metrics",
+		"GET /apis/v2beta1/runs:compare",
+		"GET /apis/v2beta1/artifacts",
+		"GET /apis/v2beta1/artifacts/{artifact_id}",
+		"GET /apis/v2beta1/artifacts/{artifact_id}/lineage",
+		"GET /apis/v2beta1/cache/{key}",
+	} {
+		mux.Handle(p, h.mux)
+	}
+}
+
 // ServeHTTP serves the REST API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
