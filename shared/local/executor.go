@@ -137,7 +137,7 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 		}
 		env := launch.Env{
 			Store:       r.opts.Store,
-			WorkDir:     filepath.Join(r.opts.WorkDir, "tasks", safePath(info.id), "attempt-"+strconv.Itoa(attempt)),
+			WorkDir:     filepath.Join(r.opts.WorkDir, safePath(r.opts.RunID), safePath(info.id), "attempt-"+strconv.Itoa(attempt)),
 			Stdout:      logs,
 			Stderr:      logs,
 			ExtraEnv:    extraEnv,
@@ -147,6 +147,8 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 		err := os.MkdirAll(env.WorkDir, 0o755)
 		if err == nil {
 			out, err = safeRun(run, actx, cfg, in, env)
+			// Scratch only: outputs are in the store by now.
+			os.RemoveAll(env.WorkDir)
 		}
 		timedOut := deadline > 0 && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
@@ -229,8 +231,12 @@ func retryWait(p *pipelinespec.PipelineTaskSpec_RetryPolicy, attempt int, elapse
 	return wait, true
 }
 
-// safePath turns a TaskID into one path element.
+// safePath turns a run or task id into one path element that cannot climb
+// out of the work directory.
 func safePath(id string) string {
+	if id == "" || id == "." || id == ".." {
+		return "_" + id
+	}
 	return strings.Map(func(c rune) rune {
 		if c == '/' || c == '\\' || c == 0 {
 			return '_'
