@@ -759,9 +759,16 @@ func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, 
 	// In a loop body, a single producer behind a condition may not run in
 	// some iterations; KFP then collects nothing for them. The body yields
 	// JSON null and the loop wrapper filters the nulls out.
-	skippable := loopBody && len(sels) == 1 && s.comp.GetDag().GetTasks()[sels[0].task].GetTriggerPolicy().GetCondition() != ""
+	conditional := len(sels) == 1 && s.comp.GetDag().GetTasks()[sels[0].task].GetTriggerPolicy().GetCondition() != ""
+	skippable := loopBody && conditional
 	if len(rs) == 1 && !quote && !skippable {
-		return wfv1.Parameter{Name: outName, ValueFrom: &wfv1.ValueFrom{Parameter: "{{tasks." + rs[0].task + ".outputs.parameters." + rs[0].result + "}}"}}, nil
+		vf := &wfv1.ValueFrom{Parameter: "{{tasks." + rs[0].task + ".outputs.parameters." + rs[0].result + "}}"}
+		if conditional {
+			// Outside loops an output of a branch that did not run is
+			// absent in KFP; Argo would fail the DAG, so it becomes "".
+			vf.Default = wfv1.AnyStringPtr("")
+		}
+		return wfv1.Parameter{Name: outName, ValueFrom: vf}, nil
 	}
 	ref := func(r resolved) string {
 		e := "tasks['" + r.task + "'].outputs.parameters['" + r.result + "']"

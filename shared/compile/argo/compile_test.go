@@ -598,3 +598,16 @@ func TestCollectedFromConditionalProducer(t *testing.T) {
 		t.Errorf("collected (-want +got):\n%s", diff)
 	}
 }
+
+// TestOutputOfSkippedBranch: outside loops, a DAG output whose producer is
+// a condition that did not run resolves to "" instead of failing the DAG.
+func TestOutputOfSkippedBranch(t *testing.T) {
+	wf := compileCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__conditional_producer_and_consumers.yaml")
+	root := template_(t, wf, "root")
+	want := []wfv1.Parameter{{Name: "p-Output", ValueFrom: &wfv1.ValueFrom{
+		Parameter: "{{tasks.condition-4.outputs.parameters.p-pipelinechannel--add-Output}}", Default: wfv1.AnyStringPtr(""),
+	}}}
+	if diff := cmp.Diff(want, root.Outputs.Parameters); diff != "" {
+		t.Errorf("root outputs (-want +got):\n%s", diff)
+	}
+}
