@@ -778,3 +778,34 @@ func TestArtifactFanOutAndFanIn(t *testing.T) {
 		t.Errorf("iteration 1 read %v, want %s", got, want[1])
 	}
 }
+
+// The SDK always wraps a ParallelFor body in a DAG, but the IR also allows
+// an iterator on an executor task; each iteration is then the task itself.
+func TestIteratorOnContainerTask(t *testing.T) {
+	p := loadFile(t, "testdata/loop_dynamic.yaml")
+	tasks := p.Spec.GetRoot().GetDag().GetTasks()
+	loop := tasks["for-loop-1"]
+	loop.ComponentRef.Name = "comp-square"
+	loop.GetParameterIterator().ItemInput = "x"
+	tasks["sum"].GetInputs().GetParameters()["nums"].GetTaskOutputParameter().OutputParameterKey = "Output"
+	o := runPipeline(context.Background(), t, p, nil, nil)
+	if o.state != StateSucceeded {
+		t.Fatalf("Run = %s, %v", o.state, o.err)
+	}
+	want := map[string]string{
+		"make-list": StateSucceeded, "for-loop-1": StateSucceeded, "sum": StateSucceeded,
+		"for-loop-1.0": StateSucceeded, "for-loop-1.1": StateSucceeded, "for-loop-1.2": StateSucceeded,
+	}
+	if d := cmp.Diff(want, o.rec.final()); d != "" {
+		t.Errorf("final states (-want +got):\n%s", d)
+	}
+	if got := o.rec.last(t, "for-loop-1.1"); got.Kind != KindContainer || got.ParentID != "for-loop-1" {
+		t.Errorf("iteration 1: kind %q parent %q, want container under for-loop-1", got.Kind, got.ParentID)
+	}
+	if d := cmp.Diff([]string{StatePending, StateRunning, StateSucceeded}, o.rec.states("for-loop-1.1")); d != "" {
+		t.Errorf("iteration 1 states (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(map[string]any{"Output": 14.0}, plain(o.rec.last(t, "sum").Outputs.Params)); d != "" {
+		t.Errorf("sum (-want +got):\n%s", d)
+	}
+}

@@ -131,10 +131,15 @@ func (r *runner) runLoop(ctx context.Context, sc *scope, n *node, info taskInfo,
 		return taskInfo{id: n.id + "." + strconv.Itoa(i), name: n.name, parentID: n.id, kind: KindIteration}
 	}
 	bodyIsDAG := body.GetDag() != nil
-	if bodyIsDAG {
-		for i := range items {
-			r.report(iterInfo(i).update(StatePending))
+	for i := range items {
+		ii := iterInfo(i)
+		if !bodyIsDAG {
+			ii.kind = KindContainer
+			if e := r.executors[body.GetExecutorLabel()]; e != nil && e.spec.GetImporter() != nil {
+				ii.kind = KindImporter
+			}
 		}
+		r.report(ii.update(StatePending))
 	}
 	results := make([]result, len(items))
 	var wg sync.WaitGroup
@@ -164,9 +169,9 @@ func (r *runner) runLoop(ctx context.Context, sc *scope, n *node, info taskInfo,
 			if !bodyIsDAG {
 				// An iterator on an executor task: each iteration is the
 				// task itself.
-				ci := taskInfo{id: ii.id, name: n.name, parentID: n.id, kind: r.kindOf(n.spec)}
-				if ci.kind == KindLoop {
-					ci.kind = KindContainer
+				ci := taskInfo{id: ii.id, name: n.name, parentID: n.id, kind: KindContainer}
+				if e := r.executors[body.GetExecutorLabel()]; e != nil && e.spec.GetImporter() != nil {
+					ci.kind = KindImporter
 				}
 				results[i] = r.runExecutor(ctx, sc, ci, n.spec, body, iin, why)
 				return
