@@ -217,3 +217,18 @@ func TestHTTPSubmitter(t *testing.T) {
 		t.Errorf("closed server: %v, want unavailable", err)
 	}
 }
+
+func TestInProcess(t *testing.T) {
+	var got api.Run
+	var gotKey string
+	submit := InProcess(func(_ context.Context, _ string, run api.Run, key string) (api.Run, error) {
+		got, gotKey = run, key
+		return run, nil
+	})
+	if err := submit(context.Background(), team, api.Run{RunID: "slot", RecurringRunID: "rr"}, "slot"); err != nil {
+		t.Fatal(err)
+	}
+	if got.RunID != "" || got.RecurringRunID != "rr" || gotKey != "slot" {
+		t.Errorf("submitted %+v with key %q", got, gotKey)
+	}
+}

@@ -72,3 +72,15 @@ func HTTPSubmitter(baseURL string, client *http.Client) SubmitFunc {
 		return api.Errorf(kind, "submit run %s: %s: %s", runID, resp.Status, text)
 	}
 }
+
+// InProcess adapts an in-process submit path, such as the submit function handler's
+// SubmitRun when every function runs in one process (pipefn up), to a SubmitFunc. Like
+// HTTPSubmitter it leaves the run id to the submit path and passes the slot's id as the
+// idempotency key.
+func InProcess(submit func(ctx context.Context, team string, run api.Run, idempotencyKey string) (api.Run, error)) SubmitFunc {
+	return func(ctx context.Context, team string, run api.Run, key string) error {
+		run.RunID = ""
+		_, err := submit(ctx, team, run, key)
+		return err
+	}
+}
