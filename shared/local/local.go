@@ -6,6 +6,9 @@
 //
 // Semantics worth knowing (they follow KFP where KFP defines them):
 //
+//   - Task ids are the IR task names from the root joined by '.', with the
+//     iteration index after a loop: "for-loop-1.2.print". Artifacts land at
+//     <pipeline root>/<run id>/<task id>/<output name>.
 //   - A task runs when every upstream task (dependentTasks and the producers
 //     of its data inputs) SUCCEEDED or was CACHED. If an upstream task FAILED,
 //     was SKIPPED or CANCELED, the task is SKIPPED (it never ran) with an
@@ -13,16 +16,28 @@
 //     triggerPolicy.strategy ALL_UPSTREAM_TASKS_COMPLETED (exit handlers,
 //     ignore_upstream_failure) run once upstream tasks reached any final state;
 //     outputs a failed producer never wrote fall back to the consumer's input
-//     defaults.
+//     defaults. taskFinalStatus inputs are {state, pipelineJobResourceName (the
+//     run id), pipelineTaskName, error: {code, message}} with pipefn's state
+//     names.
 //   - Independent branches keep running after a failure; the enclosing DAG
 //     (and the run) is FAILED once everything has settled.
 //   - A false triggerPolicy.condition SKIPs the task and everything inside it.
-//   - Platform settings with no local meaning (node selectors, tolerations,
-//     volumes...) are ignored and listed once through Options.Warn. Secrets
-//     exposed as environment variables are read from the host environment
-//     variable PIPEFN_SECRET_<SECRET>_<KEY> (upper-cased, every character
-//     other than A-Z, 0-9 replaced by '_'); a missing one fails the task
-//     unless the secret is optional.
+//   - A loop's output parameters are lists over its iterations, in item
+//     order, leaving out iterations that produced nothing (a skipped
+//     condition); its output artifacts are the iterations' lists joined.
+//   - Retries follow retryPolicy: the wait before retry k is backoffDuration
+//     times backoffFactor^(k-1) (factor 2 by default), and no retry starts once
+//     backoffMaxDuration (at most and by default 1h) has passed since the
+//     first attempt. activeDeadlineSeconds bounds each attempt.
+//   - Canceling ctx kills every running process group; tasks not yet
+//     started, exit handlers included, end CANCELED.
+//   - Platform settings with no local meaning (images, resources, node
+//     selectors, tolerations, volumes...) are ignored and listed once through
+//     Options.Warn. Secrets and config maps exposed as environment variables
+//     are read from the host: PIPEFN_SECRET_<SECRET>_<KEY> and
+//     PIPEFN_CONFIGMAP_<NAME>_<KEY> (upper-cased, every character other than
+//     A-Z and 0-9 replaced by '_'); a missing one fails the task unless the
+//     setting is optional.
 package local
 
 import (
