@@ -90,7 +90,8 @@ const watchBlock = time.Second
 // Watch calls fn for every history entry of a run after fromID ("" or "0": from the
 // beginning; "$": only entries added from now on), in order, live, until ctx ends, fn
 // returns ErrStopWatch (Watch returns nil) or another error (returned). Built on XREAD
-// BLOCK, so a watcher costs no polling of the run itself.
+// BLOCK, so a watcher costs no polling of the run itself. The stream of a finished run
+// expires after an hour: show GetRun first, then watch for what follows.
 func (s *Store) Watch(ctx context.Context, team, runID, fromID string, fn func(RunEvent) error) error {
 	if err := checkTeam(team); err != nil {
 		return err

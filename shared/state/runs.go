@@ -21,7 +21,9 @@ import (
 //	                        finished (ms), error (JSON api.Status), hist (JSON array of
 //	                        api.StateChange), idem (its idempotency key)
 //	run:<id>:tasks   hash   task id -> JSON api.TaskDetail
-//	run:<id>:events  stream history of every change (see RunEvent)
+//	run:<id>:events  stream every change (see RunEvent), for live watchers; it expires
+//	                 a while after the run finishes (the durable record is the hash's
+//	                 hist and the tasks), as each stream costs ~5 KB in Redis 7
 //	idem:<key>       string run id, for CreateRun's idempotency key
 //	runs:idx:<f>     zset   lex indexes: all, active, st=S, state=X, state=X:st=S,
 //	                        exp=E, exp=E:st=S, pv=V, pv=V:st=S
@@ -62,9 +64,9 @@ if ARGV[3] ~= '' then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1, ARGV[2]} end
 if redis.call('EXISTS', P .. 'exp:' .. ARGV[7]) == 0 then return {-2, ARGV[7]} end
-local n = tonumber(ARGV[10])
+local n = tonumber(ARGV[11])
 local f = {}
-for i = 1, 2 * n do f[i] = ARGV[10 + i] end
+for i = 1, 2 * n do f[i] = ARGV[11 + i] end
 redis.call('HSET', KEYS[1], unpack(f))
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[5]) end
 if ARGV[3] ~= '' then redis.call('SET', P .. 'idem:' .. ARGV[3], ARGV[2], 'PX', ARGV[4]) end
@@ -72,6 +74,7 @@ local ek = P .. 'exp:' .. ARGV[7]
 local lr = tonumber(redis.call('HGET', ek, 'last_run') or '0')
 if tonumber(ARGV[8]) > lr then redis.call('HSET', ek, 'last_run', ARGV[8]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', 'created', 'state', ARGV[9], 'at', ARGV[8], 'attempt', '0')
+if ARGV[10] ~= '0' then redis.call('EXPIRE', KEYS[2], ARGV[10]) end
 return {1, ARGV[2]}
 `)
 
@@ -190,8 +193,12 @@ func (s *Store) prepareRun(team string, r api.Run, opts CreateRunOptions) (api.R
 	fields := []string{"spec", string(specJS), "state", r.State, "st", r.StorageState, "exp", r.ExperimentID,
 		"pv", pv, "sort", member, "attempt", "0", "hist", string(histJS), "error", errJS, "finished", finished,
 		"idem", opts.IdempotencyKey}
+	expire := int64(0)
+	if api.Terminal(r.State) {
+		expire = int64(s.streamTTL / time.Second)
+	}
 	args := []any{prefix(team), r.RunID, opts.IdempotencyKey, s.idemTTL.Milliseconds(), member, s.streamMaxLen,
-		r.ExperimentID, ms(r.CreatedAt), r.State, len(fields) / 2}
+		r.ExperimentID, ms(r.CreatedAt), r.State, expire, len(fields) / 2}
 	for _, f := range fields {
 		args = append(args, f)
 	}
@@ -302,6 +309,7 @@ if hist == '' then hist = '[' .. ARGV[3] .. ']' else hist = string.sub(hist, 1, 
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'hist', hist)
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'type', 'state', 'state', ARGV[2], 'at', ARGV[4], 'attempt', h[5] or '0')
+if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[8]) end
 return {1, ARGV[2]}
 `)
 
@@ -342,7 +350,7 @@ func (s *Store) Transition(ctx context.Context, team, runID string, u StateUpdat
 		terminal = "1"
 	}
 	res, err := transitionScript.Run(ctx, s.rdb, []string{key(team, "run", runID), key(team, "run", runID, "events")},
-		prefix(team), u.State, entry, ms(at), terminal, errJS, s.streamMaxLen).Slice()
+		prefix(team), u.State, entry, ms(at), terminal, errJS, s.streamMaxLen, int64(s.streamTTL/time.Second)).Slice()
 	if err != nil {
 		return false, redisErr("update state of run "+runID, err)
 	}
@@ -384,6 +392,7 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', 'retry', 'state', 'PENDING', 'at', ARGV[3], 'attempt', tostring(attempt))
+redis.call('PERSIST', KEYS[3])
 return {1, attempt, reset}
 `)
 
@@ -444,6 +453,7 @@ if h[3] and h[3] ~= '' then mv(ix .. 'exp=' .. h[3] .. ':st=') end
 if h[4] and h[4] ~= '' then mv(ix .. 'pv=' .. h[4] .. ':st=') end
 redis.call('HSET', KEYS[1], 'st', new)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[4], 'state', h[1], 'at', ARGV[5], 'attempt', h[6] or '0')
+if (redis.call('HGET', KEYS[1], 'finished') or '') ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
 return 1
 `)
 
@@ -465,7 +475,7 @@ func (s *Store) setRunStorage(ctx context.Context, team, runID, st, event string
 		return err
 	}
 	res, err := setRunStorageScript.Run(ctx, s.rdb, []string{key(team, "run", runID), key(team, "run", runID, "events")},
-		prefix(team), st, s.streamMaxLen, event, ms(s.now())).Int()
+		prefix(team), st, s.streamMaxLen, event, ms(s.now()), int64(s.streamTTL/time.Second)).Int()
 	if err != nil {
 		return redisErr(event+" run "+runID, err)
 	}

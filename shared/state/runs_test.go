@@ -393,6 +393,20 @@ func TestUpsertTask(t *testing.T) {
 		t.Errorf("cached task after late report: %+v", c)
 	}
 
+	// A late task report after the run finished keeps the history stream expiring.
+	if _, err := s.UpdateState(ctx, "ml", r.RunID, api.StateSucceeded, epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.Del(ctx, key("ml", "run", r.RunID, "events")).Err(); err != nil { // as if expired
+		t.Fatal(err)
+	}
+	if _, err := s.UpsertTask(ctx, "ml", r.RunID, api.TaskDetail{TaskID: "late", State: api.StateSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := s.rdb.TTL(ctx, key("ml", "run", r.RunID, "events")).Result(); err != nil || ttl <= 0 {
+		t.Errorf("stream after a late task report: ttl %v, %v; want it to expire", ttl, err)
+	}
+
 	_, err = s.UpsertTask(ctx, "ml", "missing", api.TaskDetail{TaskID: "a", State: api.StateRunning})
 	wantKind(t, err, api.KindNotFound, "task of a missing run")
 	_, err = s.UpsertTask(ctx, "ml", r.RunID, api.TaskDetail{TaskID: "a", State: "BOGUS"})
@@ -481,9 +495,16 @@ func TestRetry(t *testing.T) {
 			t.Fatalf("UpdateState(%s) after retry = %v %v", st, ok, err)
 		}
 	}
+	// A finished run's history stream expires; a retried run's stream lives again.
+	if ttl, err := s.rdb.TTL(ctx, key("ml", "run", r.RunID, "events")).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Errorf("history stream ttl of a finished run = %v, %v; want up to an hour", ttl, err)
+	}
 	got, _, err = s.Retry(ctx, "ml", r.RunID)
 	if err != nil || got.Attempt != 2 {
 		t.Fatalf("second retry: attempt %d, %v", got.Attempt, err)
+	}
+	if ttl, err := s.rdb.TTL(ctx, key("ml", "run", r.RunID, "events")).Result(); err != nil || ttl != -1 {
+		t.Errorf("history stream ttl after retry = %v, %v; want none (-1)", ttl, err)
 	}
 	_, _, err = s.Retry(ctx, "ml", "missing")
 	wantKind(t, err, api.KindNotFound, "retry of a missing run")

@@ -41,6 +41,9 @@ type Store struct {
 	streamMaxLen int64
 	// idemTTL is how long a run idempotency key is remembered.
 	idemTTL time.Duration
+	// streamTTL is how long a run's history stream outlives the run's end: long enough for
+	// watchers to see the end, short enough that finished runs do not keep ~5 KB streams.
+	streamTTL time.Duration
 }
 
 // New returns a Store over rdb. now may be nil (time.Now).
@@ -48,7 +51,7 @@ func New(rdb redis.UniversalClient, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, now: now, streamMaxLen: 1000, idemTTL: 30 * 24 * time.Hour}
+	return &Store{rdb: rdb, now: now, streamMaxLen: 1000, idemTTL: 30 * 24 * time.Hour, streamTTL: time.Hour}
 }
 
 // key builds pf:{team}:part1:part2...

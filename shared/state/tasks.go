@@ -19,6 +19,8 @@ if cur ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 local attempt = redis.call('HGET', KEYS[1], 'attempt') or '0'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'type', 'task', 'task', ARGV[1], 'state', ARGV[6], 'at', ARGV[4], 'attempt', attempt, 'data', ARGV[3])
+-- A late report for a finished run must not leave a stream without expiry behind.
+if (redis.call('HGET', KEYS[1], 'finished') or '') ~= '' then redis.call('EXPIRE', KEYS[3], ARGV[7]) end
 return 1
 `)
 
@@ -71,7 +73,8 @@ func (s *Store) UpsertTask(ctx context.Context, team, runID string, t api.TaskDe
 			}
 			return false, nil
 		}
-		res, err := upsertTaskScript.Run(ctx, s.rdb, keys, t.TaskID, cur, js, ms(now), s.streamMaxLen, merged.State).Int()
+		res, err := upsertTaskScript.Run(ctx, s.rdb, keys, t.TaskID, cur, js, ms(now), s.streamMaxLen, merged.State,
+			int64(s.streamTTL/time.Second)).Int()
 		if err != nil {
 			return false, redisErr("write task "+t.TaskID+" of run "+runID, err)
 		}
