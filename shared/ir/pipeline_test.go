@@ -99,7 +99,11 @@ func TestParseErrors(t *testing.T) {
 		{"json syntax", `{"pipelineInfo": `, "invalid JSON"},
 		{"wrapper unknown field", `{"pipelineSpec": {}, "runtimeConfig": {}, "extra": 1}`, `extra: unknown field "extra" in PipelineJob wrapper`},
 		{"runtimeConfig unknown field", `{"pipelineSpec": {}, "runtimeConfig": {"pipelineRoot": "x"}}`, `runtimeConfig.pipelineRoot: unknown field`},
-		{"wrong type for a known field", `{"pipelineInfo": {"name": 3}, "schemaVersion": "2.1.0"}`, "decoding pipeline spec"},
+		{"wrong type for a known field", `{"pipelineInfo": {"name": 3}, "schemaVersion": "2.1.0"}`, "pipelineInfo.name: want a string, got 3"},
+		{"scalar where a list belongs", `{"root": {"dag": {"tasks": {"a": {"dependentTasks": "b"}}}}}`, "root.dag.tasks['a'].dependentTasks: want a list"},
+		{"wrong element type", `{"deploymentSpec": {"executors": {"e": {"container": {"args": ["a", 1]}}}}}`, "deploymentSpec.executors['e'].container.args[1]: want a string, got 1"},
+		{"object where a message belongs", `{"root": {"dag": {"tasks": {"a": {"componentRef": "comp-a"}}}}}`, `root.dag.tasks['a'].componentRef: want an object, got "comp-a"`},
+		{"bad enum number", `{"root": {"inputDefinitions": {"parameters": {"a": {"parameterType": 7.5}}}}}`, "decoding pipeline spec"},
 		{"unsupported platform", specOnly + "\n---\nplatforms: {vertex: {}}\n", `platforms['vertex']: unsupported platform "vertex"`},
 		{"platform field of the wrong type", specOnly + "\n---\nplatforms: {kubernetes: {deploymentSpec: {executors: {exec-gen: {activeDeadlineSeconds: soon}}}}}\n", "want an integer"},
 	}

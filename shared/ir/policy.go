@@ -64,6 +64,10 @@ var rejectedWithReason = map[string]string{
 // types: honour it (typed side structures plus Extras), ignore it, or reject it.
 func (p *Pipeline) applyPolicy(u unknownField, ps *problems) {
 	pattern := u.pattern()
+	if u.bad != "" {
+		ps.add(u.path(), "%s", u.bad)
+		return
+	}
 	if u.enum {
 		ps.add(u.path(), "unknown enum value %v (not supported by pipefn)", u.value)
 		return

@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -15,6 +16,7 @@ type unknownField struct {
 	field string   // the member name as written; for an enum in a map, ""
 	value any      // decoded JSON value
 	enum  bool     // true when the field is known but its enum value is not
+	bad   string   // set when the field is known but its JSON has the wrong shape
 }
 
 // location is a position in a document, both as a concrete path
@@ -78,15 +80,23 @@ func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, at locat
 			continue
 		}
 		fat := at.field(key)
+		if val == nil {
+			continue // null is the default value for every field
+		}
 		switch {
 		case fd.IsMap():
 			m, ok := val.(map[string]any)
 			if !ok {
-				continue // protojson reports the type error with the field name
+				*out = append(*out, unknownField{at: at, field: key, value: val, bad: "want an object (map)"})
+				continue
 			}
 			vd := fd.MapValue()
 			for k, v := range m {
 				kat := fat.key(k)
+				if why := shapeProblem(v, vd); why != "" {
+					*out = append(*out, unknownField{at: kat, value: v, bad: why})
+					continue
+				}
 				if vd.Kind() == protoreflect.EnumKind && isUnknownEnum(v, vd) {
 					*out = append(*out, unknownField{at: kat, value: v, enum: true})
 					delete(m, k)
@@ -97,12 +107,21 @@ func walkMessage(obj map[string]any, md protoreflect.MessageDescriptor, at locat
 		case fd.IsList():
 			l, ok := val.([]any)
 			if !ok {
+				*out = append(*out, unknownField{at: at, field: key, value: val, bad: "want a list"})
 				continue
 			}
 			for i, v := range l {
+				if why := shapeProblem(v, fd); why != "" {
+					*out = append(*out, unknownField{at: fat.index(i), value: v, bad: why})
+					continue
+				}
 				walkValue(v, fd, fat.index(i), out)
 			}
 		default:
+			if why := shapeProblem(val, fd); why != "" {
+				*out = append(*out, unknownField{at: at, field: key, value: val, bad: why})
+				continue
+			}
 			if fd.Kind() == protoreflect.EnumKind && isUnknownEnum(val, fd) {
 				*out = append(*out, unknownField{at: at, field: key, value: val, enum: true})
 				delete(obj, key)
@@ -137,4 +156,54 @@ func isUnknownEnum(v any, fd protoreflect.FieldDescriptor) bool {
 		return false
 	}
 	return fd.Enum().Values().ByName(protoreflect.Name(s)) == nil
+}
+
+// shapeProblem checks that a JSON value can be a (singular) value of field
+// fd, so that a type error is reported with its path instead of protojson's
+// offset into re-encoded JSON. It returns "" when the shape is right.
+func shapeProblem(v any, fd protoreflect.FieldDescriptor) string {
+	if v == nil {
+		return ""
+	}
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.BytesKind:
+		if _, ok := v.(string); !ok {
+			return "want a string, got " + jsonText(v)
+		}
+	case protoreflect.BoolKind:
+		if _, ok := v.(bool); !ok {
+			return "want true or false, got " + jsonText(v)
+		}
+	case protoreflect.EnumKind:
+		switch v.(type) {
+		case string, json.Number:
+		default:
+			return "want an enum name, got " + jsonText(v)
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		switch fd.Message().FullName() {
+		case "google.protobuf.Value":
+			return ""
+		case "google.protobuf.ListValue":
+			if _, ok := v.([]any); !ok {
+				return "want a list, got " + jsonText(v)
+			}
+			return ""
+		case "google.protobuf.Duration", "google.protobuf.Timestamp":
+			if _, ok := v.(string); !ok {
+				return "want a string, got " + jsonText(v)
+			}
+			return ""
+		}
+		if _, ok := v.(map[string]any); !ok {
+			return "want an object, got " + jsonText(v)
+		}
+	default: // numbers: protojson also accepts numeric strings
+		switch v.(type) {
+		case json.Number, string:
+		default:
+			return "want a number, got " + jsonText(v)
+		}
+	}
+	return ""
 }
