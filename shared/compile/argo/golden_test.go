@@ -2,6 +2,7 @@ package argo
 
 import (
 	"bytes"
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
@@ -121,8 +122,28 @@ func TestGolden(t *testing.T) {
 
 // marshalWorkflow renders wf as YAML without the (empty) status, with a
 // header naming the source so reviewers can read goldens side by side.
+//
+// The launcher's --config-b64 value is shown decoded (as "json:<config>") so
+// golden diffs are reviewable; base64 of that JSON is the real argument.
 func marshalWorkflow(t testing.TB, wf *wfv1.Workflow) []byte {
 	t.Helper()
+	wf = wf.DeepCopy()
+	for i := range wf.Spec.Templates {
+		c := wf.Spec.Templates[i].Container
+		if c == nil {
+			continue
+		}
+		for j := 1; j < len(c.Args); j++ {
+			if c.Args[j-1] != "--config-b64" {
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(c.Args[j])
+			if err != nil {
+				t.Fatalf("template %s: --config-b64 is not base64: %v", wf.Spec.Templates[i].Name, err)
+			}
+			c.Args[j] = "json:" + string(raw)
+		}
+	}
 	b, err := yaml.Marshal(wf)
 	if err != nil {
 		t.Fatal(err)
