@@ -24,8 +24,8 @@ const MaxEventBytes = 16 << 20
 // HTTPHandler serves CloudEvents over HTTP as a Knative Broker (or any CloudEvents HTTP
 // sender) delivers them, in binary or structured mode. Status codes follow the Knative
 // delivery contract: 200 with the reply event in binary mode, 202 when there is no reply;
-// 400 for a bad or unroutable event (not redelivered), 413 above MaxEventBytes; 500 or 503 for a transient failure
-// (the Broker redelivers).
+// 400 for a bad or unroutable event and 413 above MaxEventBytes (neither is redelivered);
+// 500 or 503 for a transient failure (the Broker redelivers).
 func HTTPHandler(r *Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
