@@ -125,6 +125,9 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 		select {
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():
+			if attempt > 1 {
+				return r.finalizeAttempt(info, result{state: StateCanceled, err: "run canceled before a retry after: " + lastErr}, in, start, attempt-1)
+			}
 			return r.finalize(info, result{state: StateCanceled, err: "run canceled before the task started"}, in, time.Time{})
 		}
 		u := info.update(StateRunning)

@@ -55,6 +55,9 @@ func (r *runner) warnPlatform() {
 		add("initContainers", label, len(k.InitContainers) > 0)
 		add("podResourceClaims", label, len(k.PodResourceClaims) > 0)
 	}
+	if k := r.p.Kubernetes; k != nil && k.PipelineConfig != nil && k.PipelineConfig.Workspace != nil {
+		r.warn("local run has no shared workspace volume (pipelineConfig.workspace): tasks using {{$.workspace_path}} may fail")
+	}
 	for _, f := range slices.Sorted(maps.Keys(uses)) {
 		r.warn(fmt.Sprintf("local run ignores %s (executors %s)", f, strings.Join(uses[f], ", ")))
 	}
