@@ -809,3 +809,21 @@ func TestIteratorOnContainerTask(t *testing.T) {
 		t.Errorf("sum (-want +got):\n%s", d)
 	}
 }
+
+// Options.Parallelism bounds container tasks across the whole run, below
+// a loop's own parallelismLimit.
+func TestRunParallelismBound(t *testing.T) {
+	p := loadFile(t, "testdata/loop_static.yaml")
+	dir := t.TempDir()
+	o := runPipeline(context.Background(), t, p, map[string]any{"dir": dir}, func(opts *Options) { opts.Parallelism = 1 })
+	if o.state != StateSucceeded {
+		t.Fatalf("Run = %s, %v", o.state, o.err)
+	}
+	conc, err := os.ReadFile(filepath.Join(dir, "concurrency"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"1", "1", "1", "1"}, strings.Fields(string(conc))); d != "" {
+		t.Errorf("iterations running at once (-want +got):\n%s", d)
+	}
+}
