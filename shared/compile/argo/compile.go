@@ -48,11 +48,10 @@ const (
 	launcherInImage = "/launcher"
 	binVolume       = "pipefn-bin"
 	binMount        = "/pipefn"
-	// TaskIDParam is the reserved launcher --param that carries the dynamic
-	// task id of a task inside a ParallelFor ("for-loop-1.2.train"): the
-	// static TaskConfig.TaskID cannot hold the iteration index, which only
-	// Argo knows at run time.
-	TaskIDParam = "pipefn.task-id"
+	// prefixParam carries the run-time task-id path of a DAG inside a loop
+	// down to its tasks, which pass it to the launcher as
+	// launch.TaskIDParam (the static TaskConfig.TaskID cannot hold the
+	// iteration index, which only Argo knows at run time).
 	prefixParam = "pf-prefix"
 	entrypoint  = "root"
 	iterTask    = "iteration"

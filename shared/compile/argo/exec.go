@@ -55,7 +55,7 @@ func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticI
 	}
 	args := argParams(ti)
 	if s.dynamic {
-		params[TaskIDParam] = taskID
+		params[launch.TaskIDParam] = taskID
 		args = append(args, wfv1.Parameter{Name: prefixParam, Value: wfv1.AnyStringPtr("{{inputs.parameters." + prefixParam + "}}")})
 	}
 
@@ -191,7 +191,7 @@ func (c *compiler) condTask(s *scope, where, irName, condName, tmplBase, staticI
 		args = append(args, wfv1.Parameter{Name: launch.ParamResult(n), Value: wfv1.AnyStringPtr(ti.params[n])})
 	}
 	if s.dynamic {
-		params[TaskIDParam] = taskID + "-cond"
+		params[launch.TaskIDParam] = taskID + "-cond"
 		args = append(args, wfv1.Parameter{Name: prefixParam, Value: wfv1.AnyStringPtr("{{inputs.parameters." + prefixParam + "}}")})
 	}
 	tmpl := wfv1.Template{
