@@ -313,23 +313,31 @@ return idx
 // returns the slot's run id and whether this call claimed it first; only the first
 // claimant submits. Ticks claim through CommitTick, which also checks the cursor.
 func (s *Store) ClaimSlot(ctx context.Context, team, scheduleID string, slot time.Time) (runID string, first bool, err error) {
+	c, first, err := s.ClaimSlotRun(ctx, team, scheduleID, slot)
+	return c.RunID, first, err
+}
+
+// ClaimSlotRun is ClaimSlot returning the whole claim (with its [[Index]] when first).
+func (s *Store) ClaimSlotRun(ctx context.Context, team, scheduleID string, slot time.Time) (Claim, bool, error) {
 	if err := checkTeam(team); err != nil {
-		return "", false, err
+		return Claim{}, false, err
 	}
 	if err := checkID("recurring run", scheduleID); err != nil {
-		return "", false, err
+		return Claim{}, false, err
 	}
-	runID = schedule.SlotRunID(scheduleID, slot)
+	c := Claim{RecurringRunID: scheduleID, Slot: slot.UTC(), RunID: schedule.SlotRunID(scheduleID, slot)}
+	ns := strconv.FormatInt(slot.UnixNano(), 10)
 	n, err := claimSlotScript.Run(ctx, s.rdb,
 		[]string{rrKey(team, scheduleID), rrSlotKey(team, scheduleID, slot), rrActiveKey(team, scheduleID), rrPendingKey(team)},
-		runID, scheduleID+" "+strconv.FormatInt(slot.UnixNano(), 10), s.now().UnixMilli(), strconv.FormatInt(slot.UnixNano(), 10)).Int64()
+		c.RunID, scheduleID+" "+ns, s.now().UnixMilli(), ns).Int64()
 	if err != nil {
-		return "", false, redisErr("claim slot of recurring run "+scheduleID, err)
+		return c, false, redisErr("claim slot of recurring run "+scheduleID, err)
 	}
 	if n < 0 {
-		return "", false, api.Errorf(api.KindNotFound, "recurring run %s not found", scheduleID)
+		return c, false, api.Errorf(api.KindNotFound, "recurring run %s not found", scheduleID)
 	}
-	return runID, n > 0, nil
+	c.Index = n
+	return c, n > 0, nil
 }
 
 // ScheduleRunFinished releases a finished run's place in its recurring run's

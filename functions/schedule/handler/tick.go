@@ -119,8 +119,12 @@ func (h *Handler) log() *slog.Logger {
 	return h.Log
 }
 
-// Register mounts OnTick on r for PingSource ticks.
-func (h *Handler) Register(r *events.Router) { r.Handle(events.TypePing, h.OnTick) }
+// Register mounts OnTick on r for PingSource ticks and OnFired for explicit
+// schedule.fired events.
+func (h *Handler) Register(r *events.Router) {
+	r.Handle(events.TypePing, h.OnTick)
+	r.Handle(events.TypeScheduleFired, h.OnFired)
+}
 
 // OnTick handles one PingSource tick: it fires every team's due slots at the event's
 // time. A failing team does not stop the others; the error returned (transient, so the
