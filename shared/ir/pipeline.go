@@ -168,7 +168,7 @@ func (p *Pipeline) decodeSpec(doc map[string]any) error {
 			return fmt.Errorf("re-encoding deploymentSpec: %w", err)
 		}
 		if err := protojson.Unmarshal(b, p.Deployment); err != nil {
-			return fmt.Errorf("decoding deploymentSpec: %w", err)
+			return fmt.Errorf("decoding deploymentSpec: %s", protoMessage(err))
 		}
 	}
 	clean, err := json.Marshal(doc)
@@ -177,7 +177,7 @@ func (p *Pipeline) decodeSpec(doc map[string]any) error {
 	}
 	spec := &pipelinespec.PipelineSpec{}
 	if err := protojson.Unmarshal(clean, spec); err != nil {
-		return fmt.Errorf("decoding pipeline spec: %w", err)
+		return fmt.Errorf("decoding pipeline spec: %s", protoMessage(err))
 	}
 	p.Spec = spec
 	return nil
@@ -340,6 +340,16 @@ func plainJSON(v any) any {
 		return out
 	}
 	return v
+}
+
+// protoPosition is protojson's "(line L:C)", an offset into JSON that
+// pipefn re-encoded, so meaningless to the user.
+var protoPosition = regexp.MustCompile(`\(line \d+:\d+\):? ?`)
+
+// protoMessage is a protojson error without its position. The shape checks
+// in unknown.go catch most type errors first, with their paths.
+func protoMessage(err error) string {
+	return protoPosition.ReplaceAllString(err.Error(), "")
 }
 
 // docSeparator matches a YAML document start marker on its own line.

@@ -279,6 +279,12 @@ func (v *validator) checkTask(sc scope, name string, t *pipelinespec.PipelineTas
 			v.ps.add(ipath+".items", "items has neither raw nor inputParameter")
 		}
 	}
+	if n := t.GetIteratorPolicy().GetParallelismLimit(); n < 0 {
+		v.ps.add(path+".iteratorPolicy.parallelismLimit", "parallelismLimit %d is negative (0 means unlimited)", n)
+	}
+	if n := t.GetRetryPolicy().GetMaxRetryCount(); n < 0 {
+		v.ps.add(path+".retryPolicy.maxRetryCount", "maxRetryCount %d is negative", n)
+	}
 	if it := t.GetArtifactIterator(); it != nil {
 		ipath := path + ".artifactIterator"
 		if it.GetItemInput() == "" {

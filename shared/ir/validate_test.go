@@ -356,6 +356,16 @@ func TestValidateRules(t *testing.T) {
 		},
 		want: []want{{"root.dag.tasks['for-loop-2'].parameterIterator.items.inputParameter", `"pipelinechannel--list" is not an input parameter of the task`}},
 	}, {
+		name: "negative parallelism and retries",
+		mutate: func(t testing.TB, s, _ map[string]any) {
+			set(t, s, "root.dag.tasks.for-loop-2.iteratorPolicy.parallelismLimit", -1)
+			set(t, s, "root.dag.tasks.gen.retryPolicy", map[string]any{"maxRetryCount": -2})
+		},
+		want: []want{
+			{"root.dag.tasks['for-loop-2'].iteratorPolicy.parallelismLimit", "parallelismLimit -1 is negative"},
+			{"root.dag.tasks['gen'].retryPolicy.maxRetryCount", "maxRetryCount -2 is negative"},
+		},
+	}, {
 		name: "platform config for an unknown executor",
 		mutate: func(t testing.TB, _, p map[string]any) {
 			set(t, p, "platforms.kubernetes.deploymentSpec.executors.exec-nope", map[string]any{})
