@@ -68,4 +68,3 @@ func (h *Handler) OnFired(ctx context.Context, e cloudevents.Event) (*cloudevent
 	}
 	return nil, nil
 }
-
