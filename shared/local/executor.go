@@ -100,7 +100,9 @@ func (r *runner) runExecutor(ctx context.Context, sc *scope, info taskInfo, t *p
 	}
 
 	req := CacheRequest{RunID: r.opts.RunID, TaskID: info.id, Name: info.name, Config: cfg, Inputs: in}
-	if cfg.CacheEnabled && r.opts.CacheLookup != nil {
+	// The hook decides: besides the step cache (req.Config.CacheEnabled) it
+	// serves re-runs that reuse the tasks an earlier attempt finished.
+	if r.opts.CacheLookup != nil {
 		out, hit, err := r.opts.CacheLookup(ctx, req)
 		switch {
 		case err != nil:

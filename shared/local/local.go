@@ -149,11 +149,15 @@ type Options struct {
 	// Getenv looks up host environment variables for secrets; nil is
 	// os.LookupEnv.
 	Getenv func(string) (string, bool)
-	// CacheLookup, when set, is asked before a task with caching enabled
-	// runs; a hit reports the task CACHED with the returned outputs.
+	// CacheLookup, when set, is asked before every container or importer
+	// task runs; a hit reports the task CACHED with the returned outputs.
+	// req.Config.CacheEnabled says whether the pipeline allows the step
+	// cache for the task; the hook decides (a resumed run may reuse tasks
+	// regardless).
 	CacheLookup func(ctx context.Context, req CacheRequest) (launch.Outputs, bool, error)
-	// CacheStore, when set, is given the outputs of every cacheable task
-	// that succeeded. Its error is logged through Warn, not fatal.
+	// CacheStore, when set, is given the outputs of every task with caching
+	// enabled that succeeded. Its error goes to Warn; it does not fail the
+	// task.
 	CacheStore func(ctx context.Context, req CacheRequest, out launch.Outputs) error
 }
 

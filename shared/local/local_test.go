@@ -630,9 +630,12 @@ func TestCacheHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var stored []string
+	var stored, asked []string
 	o := runPipeline(context.Background(), t, p, nil, func(opts *Options) {
 		opts.CacheLookup = func(_ context.Context, req CacheRequest) (launch.Outputs, bool, error) {
+			mu.Lock()
+			asked = append(asked, fmt.Sprintf("%s:%v", req.TaskID, req.Config.CacheEnabled))
+			mu.Unlock()
 			if req.Name != "produce" {
 				return launch.Outputs{}, false, nil
 			}
@@ -660,6 +663,9 @@ func TestCacheHooks(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"consume"}, stored); d != "" {
 		t.Errorf("stored in cache (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"produce:true", "consume:true"}, asked); d != "" {
+		t.Errorf("cache lookups (-want +got):\n%s", d)
 	}
 }
 
@@ -825,5 +831,31 @@ func TestRunParallelismBound(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"1", "1", "1", "1"}, strings.Fields(string(conc))); d != "" {
 		t.Errorf("iterations running at once (-want +got):\n%s", d)
+	}
+}
+
+// A resumed run reuses what an earlier attempt finished through
+// CacheLookup, whether or not the step cache is enabled for the task.
+func TestResumeThroughCacheLookup(t *testing.T) {
+	p := loadFile(t, "testdata/loop_dynamic.yaml")
+	list, _ := structpb.NewList([]any{5.0, 6.0})
+	prev := map[string]launch.Outputs{"make-list": {Params: map[string]*structpb.Value{"Output": structpb.NewListValue(list)}}}
+	o := runPipeline(context.Background(), t, p, nil, func(opts *Options) {
+		opts.CacheLookup = func(_ context.Context, req CacheRequest) (launch.Outputs, bool, error) {
+			if req.Config.CacheEnabled {
+				return launch.Outputs{}, false, fmt.Errorf("task %s: caching is not enabled in loop_dynamic.yaml", req.TaskID)
+			}
+			out, ok := prev[req.TaskID]
+			return out, ok, nil
+		}
+	})
+	if o.state != StateSucceeded {
+		t.Fatalf("Run = %s, %v", o.state, o.err)
+	}
+	if got := o.rec.states("make-list"); !cmp.Equal(got, []string{StatePending, StateCached}) {
+		t.Errorf("make-list states = %v, want PENDING, CACHED", got)
+	}
+	if d := cmp.Diff(map[string]any{"Output": 61.0}, plain(o.rec.last(t, "sum").Outputs.Params)); d != "" {
+		t.Errorf("sum of squares of the reused list (-want +got):\n%s", d)
 	}
 }
