@@ -255,7 +255,7 @@ func (h *Handler) decide(ctx context.Context, team string, ds state.DueSchedule,
 		}
 	}
 	d := schedule.Decide(rr, sch, ds.Cursor, now, active)
-	if d.Cursor == ds.Cursor && len(d.Fire) == 0 {
+	if len(d.Fire) == 0 && d.Cursor.Last.Equal(ds.Cursor.Last) && d.Cursor.OwedThrough.Equal(ds.Cursor.OwedThrough) {
 		// Nothing changes (held back with nothing fireable); its due score stays.
 		return state.TickCommit{}, d.Blocked, false
 	}
