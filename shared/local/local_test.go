@@ -859,3 +859,48 @@ func TestResumeThroughCacheLookup(t *testing.T) {
 		t.Errorf("sum of squares of the reused list (-want +got):\n%s", d)
 	}
 }
+
+// Run interprets pipelines that skipped validation (ir.Parse only) without
+// hanging or panicking, and names what is wrong.
+func TestUnvalidatedPipelines(t *testing.T) {
+	parse := func(t *testing.T) *ir.Pipeline {
+		b, err := os.ReadFile("testdata/two_step.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ir.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(p *ir.Pipeline)
+		want string
+	}{
+		{"cycle", func(p *ir.Pipeline) {
+			t := p.Spec.GetRoot().GetDag().GetTasks()["produce"]
+			t.DependentTasks = append(t.DependentTasks, "consume")
+		}, `dependency cycle among tasks consume, produce`},
+		{"unknown upstream", func(p *ir.Pipeline) {
+			t := p.Spec.GetRoot().GetDag().GetTasks()["produce"]
+			t.DependentTasks = append(t.DependentTasks, "ghost")
+		}, `task produce depends on task "ghost", which is not in the same DAG`},
+		{"unknown component", func(p *ir.Pipeline) {
+			p.Spec.GetRoot().GetDag().GetTasks()["produce"].ComponentRef.Name = "comp-ghost"
+		}, `task produce failed: component "comp-ghost" is not defined`},
+		{"unknown executor", func(p *ir.Pipeline) {
+			p.Spec.GetComponents()["comp-produce"].Implementation = &pipelinespec.ComponentSpec_ExecutorLabel{ExecutorLabel: "exec-ghost"}
+		}, `task produce failed: executor "exec-ghost" is not defined`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parse(t)
+			tc.edit(p)
+			o := runPipeline(context.Background(), t, p, nil, nil)
+			if o.state != StateFailed || o.err == nil || !strings.Contains(o.err.Error(), tc.want) {
+				t.Errorf("Run = %s, %v; want FAILED with %q", o.state, o.err, tc.want)
+			}
+		})
+	}
+}
