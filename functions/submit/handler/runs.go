@@ -36,6 +36,9 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request, team string)
 	if err := rest.DecodeJSON(w, r, defaultMaxUpload, &in); err != nil {
 		return err
 	}
+	if in.RunID != "" {
+		return api.Errorf(api.KindInvalid, "invalid run: run_id is set by the server")
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKey {
 		return api.Errorf(api.KindInvalid, "Idempotency-Key is longer than %d bytes", maxIdempotencyKey)
@@ -49,7 +52,8 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request, team string)
 }
 
 // SubmitRun validates, stores and announces a run. It is the one path every way of
-// starting a run takes (REST, clone, webhooks, chat, schedules). With an idempotency key a
+// starting a run takes (REST, clone, webhooks, chat, schedules). In-process callers may
+// choose the run's id (the schedule derives it from the slot); the REST API may not. With an idempotency key a
 // repeated call returns the first run and announces it again while it is still PENDING,
 // which heals a crash between storing and announcing.
 func (h *Handler) SubmitRun(ctx context.Context, team string, in api.Run, idempotencyKey string) (api.Run, error) {
@@ -92,9 +96,6 @@ func versionID(r api.Run) string {
 // prepareRun resolves and checks everything a run needs and returns the run to store.
 func (h *Handler) prepareRun(ctx context.Context, team string, in api.Run) (api.Run, error) {
 	var problems []string
-	if in.RunID != "" {
-		problems = append(problems, "run_id is set by the server")
-	}
 	if in.State != "" && in.State != api.StatePending {
 		problems = append(problems, fmt.Sprintf("state %q: a new run is PENDING", in.State))
 	}
@@ -150,8 +151,22 @@ func (h *Handler) prepareRun(ctx context.Context, team string, in api.Run) (api.
 	if in.RuntimeConfig != nil {
 		params = in.RuntimeConfig.Parameters
 	}
-	if _, err := p.BindParameters(params); err != nil {
+	bound, err := p.BindParameters(params)
+	if err != nil {
 		return api.Run{}, api.Errorf(api.KindInvalid, "invalid run parameters: %v", err)
+	}
+	if len(params) > 0 {
+		// Keep what the caller gave, in its declared type ("4" from a CLI flag becomes 4),
+		// so that reads and clones show typed values.
+		typed := make(map[string]any, len(params))
+		for k := range params {
+			if v, ok := bound[k]; ok {
+				typed[k] = v.AsInterface()
+			}
+		}
+		rc := *in.RuntimeConfig
+		rc.Parameters = typed
+		in.RuntimeConfig = &rc
 	}
 	if in.ExperimentID != "" {
 		e, err := h.Store.GetExperiment(ctx, team, in.ExperimentID)
@@ -166,6 +181,7 @@ func (h *Handler) prepareRun(ctx context.Context, team string, in api.Run) (api.
 		in.DisplayName = p.Spec.GetPipelineInfo().GetName()
 	}
 	return api.Run{
+		RunID:                    in.RunID,
 		ExperimentID:             in.ExperimentID,
 		DisplayName:              in.DisplayName,
 		Description:              in.Description,
