@@ -650,9 +650,59 @@ func (v *validator) checkKubernetes() {
 	}
 	execs := v.p.Deployment.GetExecutors()
 	for _, label := range sortedKeys(k.Executors) {
+		path := pathKey("platforms.kubernetes.deploymentSpec", "executors", label)
 		if _, ok := execs[label]; !ok {
-			v.ps.add(pathKey("platforms.kubernetes.deploymentSpec", "executors", label), "executor %q is not in deploymentSpec.executors", label)
+			v.ps.add(path, "executor %q is not in deploymentSpec.executors", label)
 		}
+		checkExecutorConfig(path, k.Executors[label], v.ps)
+	}
+}
+
+// checkExecutorConfig checks that every volume, secret and config map
+// entry names its object and, for mounts, a path: the compilers would
+// otherwise emit pods Kubernetes rejects at run time.
+func checkExecutorConfig(path string, c *KubernetesExecutorConfig, ps *problems) {
+	named := func(p, name string, ref *ParamRef, what string) {
+		if name == "" && ref == nil {
+			ps.add(p, "%s has no name (neither a name nor a name parameter)", what)
+		}
+	}
+	mount := func(p, mountPath string) {
+		if mountPath == "" {
+			ps.add(p+".mountPath", "mountPath is empty")
+		}
+	}
+	for i, s := range c.SecretAsVolume {
+		p := fmt.Sprintf("%s.secretAsVolume[%d]", path, i)
+		named(p, s.SecretName, s.SecretNameParameter, "secret")
+		mount(p, s.MountPath)
+	}
+	for i, s := range c.SecretAsEnv {
+		named(fmt.Sprintf("%s.secretAsEnv[%d]", path, i), s.SecretName, s.SecretNameParameter, "secret")
+	}
+	for i, s := range c.ConfigMapAsVolume {
+		p := fmt.Sprintf("%s.configMapAsVolume[%d]", path, i)
+		named(p, s.ConfigMapName, s.ConfigMapNameParameter, "config map")
+		mount(p, s.MountPath)
+	}
+	for i, s := range c.ConfigMapAsEnv {
+		named(fmt.Sprintf("%s.configMapAsEnv[%d]", path, i), s.ConfigMapName, s.ConfigMapNameParameter, "config map")
+	}
+	for i, s := range c.ImagePullSecret {
+		named(fmt.Sprintf("%s.imagePullSecret[%d]", path, i), s.SecretName, s.SecretNameParameter, "image pull secret")
+	}
+	for i := range c.PvcMount {
+		p := fmt.Sprintf("%s.pvcMount[%d]", path, i)
+		if c.PvcMount[i].NameRef() == nil {
+			ps.add(p, "PVC mount names no PVC (pvcNameParameter, taskOutputParameter, constant or componentInputParameter)")
+		}
+		mount(p, c.PvcMount[i].MountPath)
+	}
+	for i, e := range c.EmptyDirMounts {
+		mount(fmt.Sprintf("%s.emptyDirMounts[%d]", path, i), e.MountPath)
+	}
+	for i, e := range c.GenericEphemeralVolume {
+		mount(fmt.Sprintf("%s.genericEphemeralVolume[%d]", path, i), e.MountPath)
 	}
 }
 

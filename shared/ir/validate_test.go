@@ -372,6 +372,16 @@ func TestValidateRules(t *testing.T) {
 		},
 		want: []want{{"platforms.kubernetes.deploymentSpec.executors['exec-nope']", `executor "exec-nope" is not in deploymentSpec.executors`}},
 	}, {
+		name: "platform entries without a name or mount path",
+		mutate: func(t testing.TB, _, p map[string]any) {
+			del(t, p, "platforms.kubernetes.deploymentSpec.executors.exec-train.secretAsEnv.0.secretNameParameter")
+			set(t, p, "platforms.kubernetes.deploymentSpec.executors.exec-train.pvcMount", []any{map[string]any{"constant": "pvc-1"}})
+		},
+		want: []want{
+			{"platforms.kubernetes.deploymentSpec.executors['exec-train'].pvcMount[0].mountPath", "mountPath is empty"},
+			{"platforms.kubernetes.deploymentSpec.executors['exec-train'].secretAsEnv[0]", "secret has no name"},
+		},
+	}, {
 		name: "several problems at once",
 		mutate: func(t testing.TB, s, _ map[string]any) {
 			set(t, s, "pipelineInfo.name", "")
