@@ -159,7 +159,7 @@ const (
 	srcConst   srcKind = iota // a literal known at compile time
 	srcRoot                   // a pipeline parameter
 	srcResult                 // a task result
-	srcItem                   // the loop item of the enclosing ParallelFor
+	srcItem                   // the loop item of an enclosing ParallelFor (loop)
 	srcStatus                 // Tekton task statuses (PipelineTaskFinalStatus)
 	srcMissing                // nothing can be bound (reason in lit)
 	srcOneOf                  // the one candidate whose guards hold (dsl.OneOf)
@@ -186,6 +186,20 @@ type source struct {
 type loopCtx struct {
 	name   string
 	matrix tektonv1.Param
+	parent *loopCtx // the enclosing loop, nil at the outermost level
+	depth  int      // 1 for an outermost loop
+	levels []levelSpec
+	inputs map[string]*source // the --param values the levels read
+}
+
+// within reports whether l is lc or one of its enclosing loops.
+func (lc *loopCtx) within(l *loopCtx) bool {
+	for x := lc; x != nil; x = x.parent {
+		if x == l {
+			return true
+		}
+	}
+	return false
 }
 
 // taskOut is what a flattened IR task offers its consumers.
@@ -371,14 +385,6 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 			when = append(when, tektonv1.WhenExpression{
 				Input: "$(tasks." + condName + ".results." + launch.CondResult + ")", Operator: "in", Values: []string{"true"},
 			})
-		}
-	}
-	if t.GetParameterIterator() != nil || t.GetArtifactIterator() != nil {
-		for _, g := range guards {
-			if g.loop != nil {
-				c.errorf(where, "ParallelFor under a per-iteration condition cannot be compiled to Tekton")
-				return nil
-			}
 		}
 	}
 	gs := *s
@@ -656,13 +662,12 @@ func (c *compiler) oneOf(cands []*source, oneof bool, where string) *source {
 }
 
 // loop compiles a ParallelFor: the body is flattened with every task
-// matrixed over the iterations.
+// matrixed over the iterations. A loop nested in another is matrixed over
+// the product of the enclosing loops' iterations (Tekton cannot nest a
+// matrix), computed inline when every level is a static list and otherwise
+// by a "<loop>-items" task.
 func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec,
 	params, artifacts map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) *taskOut {
-	if s.loop != nil {
-		c.errorf(where, "nested ParallelFor (inside %q) cannot be compiled to Tekton: a matrix cannot be nested", s.loop.name)
-		return nil
-	}
 	if t.GetArtifactIterator() != nil {
 		c.errorf(where+".artifactIterator", "ParallelFor over artifacts is not supported on Tekton")
 		return nil
@@ -672,23 +677,26 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 		return nil
 	}
 	it := t.GetParameterIterator()
-	lc := &loopCtx{name: c.names.name(path, "")}
+	lc := &loopCtx{name: c.names.name(path, ""), parent: s.loop, depth: 1, inputs: map[string]*source{}}
+	if s.loop != nil {
+		lc.depth = s.loop.depth + 1
+		lc.levels = append(lc.levels, s.loop.levels...)
+		for k, v := range s.loop.inputs {
+			lc.inputs[k] = v
+		}
+	}
 	lc.matrix.Name = iterationParam
+	lvl := levelSpec{}
 	switch {
 	case it.GetItems().GetRaw() != "":
-		var items []json.RawMessage
+		var items []any
 		if err := json.Unmarshal([]byte(it.GetItems().GetRaw()), &items); err != nil {
 			c.errorf(where+".parameterIterator.items.raw", "not a JSON list: %v", err)
 			return nil
 		}
-		vals := make([]string, len(items))
-		for i, item := range items {
-			vals[i], _ = iteration(i, item)
-		}
-		lc.matrix.Value = *tektonv1.NewStructuredValues(vals[0], vals[1:]...)
-		if len(vals) == 0 {
-			c.errorf(where+".parameterIterator.items.raw", "empty item list: Tekton rejects an empty matrix")
-			return nil
+		lvl.Raw = items
+		if lvl.Raw == nil {
+			lvl.Raw = []any{}
 		}
 	case it.GetItems().GetInputParameter() != "":
 		in := it.GetItems().GetInputParameter()
@@ -697,14 +705,41 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 			c.errorf(where+".parameterIterator.items.inputParameter", "loop input %q has no value", in)
 			return nil
 		}
-		items := c.itemsTask(s, path, src, runAfter, when, where)
+		switch {
+		case src.kind == srcConst && src.selector == "":
+			var items []any
+			b, _ := json.Marshal(src.val.AsInterface())
+			if err := json.Unmarshal(b, &items); err != nil || items == nil {
+				c.errorf(where+".parameterIterator.items.inputParameter", "constant is not a JSON list")
+				return nil
+			}
+			lvl.Raw = items
+		case src.kind == srcItem:
+			lvl.FromItem = &itemRef{Level: src.loop.depth - 1, Selector: src.selector}
+		case src.kind == srcResult && src.loop != nil:
+			c.errorf(where+".parameterIterator.items.inputParameter", "nested ParallelFor over a list computed inside the outer loop is not supported on Tekton")
+			return nil
+		default:
+			lvl.Input = fmt.Sprintf("level-%d", lc.depth-1)
+			lc.inputs[lvl.Input] = src
+		}
+	default:
+		c.errorf(where+".parameterIterator.items", "neither raw items nor an input parameter")
+		return nil
+	}
+	lc.levels = append(lc.levels, lvl)
+	if vals, ok := staticIterations(lc.levels); ok {
+		if len(vals) == 0 {
+			c.errorf(where+".parameterIterator.items", "empty item list: Tekton rejects an empty matrix")
+			return nil
+		}
+		lc.matrix.Value = *tektonv1.NewStructuredValues(vals[0], vals[1:]...)
+	} else {
+		items := c.itemsTask(s, path, lc, runAfter, when, where)
 		if items == "" {
 			return nil
 		}
 		lc.matrix.Value = *tektonv1.NewStructuredValues("$(tasks." + items + ".results." + itemsResult + "[*])")
-	default:
-		c.errorf(where+".parameterIterator.items", "neither raw items nor an input parameter")
-		return nil
 	}
 	if lim := t.GetIteratorPolicy().GetParallelismLimit(); lim > 0 {
 		c.unbounded = append(c.unbounded, lc.name)
@@ -714,19 +749,63 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 		bodyParams[k] = v
 	}
 	if item := it.GetItemInput(); item != "" {
-		bodyParams[item] = &source{kind: srcItem}
+		bodyParams[item] = &source{kind: srcItem, loop: lc}
 	}
 	return c.dag(s, path, comp, bodyParams, artifacts, runAfter, when, lc, where)
 }
 
-// iteration encodes one matrix value: {"index":i,"item":item}.
-func iteration(i int, item json.RawMessage) (string, error) {
-	var x any
-	if err := json.Unmarshal(item, &x); err != nil {
-		return "", err
+// levelSpec says where one loop level's items come from (exactly one of
+// Raw, Input, FromItem): the launcher's items subcommand reads it.
+type levelSpec struct {
+	Raw      []any    `json:"raw,omitempty"`      // a static list
+	Input    string   `json:"input,omitempty"`    // a --param holding a JSON list
+	FromItem *itemRef `json:"fromItem,omitempty"` // a list inside an outer level's item
+}
+
+// itemRef is the item of an enclosing loop level, with a selector applied.
+type itemRef struct {
+	Level    int    `json:"level"`
+	Selector string `json:"selector,omitempty"`
+}
+
+// iterationValue is one matrix value: for each loop level from the
+// outermost, the item's index in its list, the item, and the position of
+// the iteration's prefix in that level's flattened iteration list (the
+// element of a matrixed task's aggregated results that belongs to it).
+type iterationValue struct {
+	Index []int `json:"index"`
+	Items []any `json:"items"`
+	Pos   []int `json:"pos"`
+}
+
+// staticIterations expands the product of levels at compile time when all
+// of them are static lists.
+func staticIterations(levels []levelSpec) ([]string, bool) {
+	for _, l := range levels {
+		if l.Raw == nil {
+			return nil, false
+		}
 	}
-	b, err := json.Marshal(map[string]any{"index": i, "item": x})
-	return string(b), err
+	iters := []iterationValue{{}}
+	for _, l := range levels {
+		var next []iterationValue
+		for _, prefix := range iters {
+			for i, item := range l.Raw {
+				next = append(next, iterationValue{
+					Index: append(append([]int(nil), prefix.Index...), i),
+					Items: append(append([]any(nil), prefix.Items...), item),
+					Pos:   append(append([]int(nil), prefix.Pos...), len(next)),
+				})
+			}
+		}
+		iters = next
+	}
+	out := make([]string, len(iters))
+	for i, it := range iters {
+		b, _ := json.Marshal(it)
+		out[i] = string(b)
+	}
+	return out, true
 }
 
 // pipelineRun assembles the object.

@@ -400,14 +400,14 @@ root:
 	pr := mustCompile(t, p, testOptions())
 	first := task(t, pr, "for-loop-1-first")
 	want := &tektonv1.Matrix{Params: tektonv1.Params{{Name: "pf-iteration",
-		Value: *tektonv1.NewStructuredValues(`{"index":0,"item":{"a":"x"}}`, `{"index":1,"item":{"a":"y"}}`)}}}
+		Value: *tektonv1.NewStructuredValues(`{"index":[0],"items":[{"a":"x"}],"pos":[0]}`, `{"index":[1],"items":[{"a":"y"}],"pos":[1]}`)}}}
 	if diff := cmp.Diff(want, first.Matrix); diff != "" {
 		t.Errorf("matrix (-want +got):\n%s", diff)
 	}
 	var ext extraConfig
 	args := mainArgs(t, first, nil)
 	ext = decodeExtra(t, args)
-	if diff := cmp.Diff(map[string]string{"msg": `parseJson(string_value)["a"]`}, ext.IterationInputs); diff != "" {
+	if diff := cmp.Diff(map[string]iterationInput{"msg": {Selector: `parseJson(string_value)["a"]`}}, ext.IterationInputs); diff != "" {
 		t.Errorf("iteration inputs (-want +got):\n%s", diff)
 	}
 
@@ -508,8 +508,12 @@ root:
 	if diff := cmp.Diff([]tektonv1.TaskResult{{Name: "iterations", Type: tektonv1.ResultsTypeArray}}, items.TaskSpec.Results); diff != "" {
 		t.Errorf("items results (-want +got):\n%s", diff)
 	}
-	if got := mainArgs(t, items, nil); got[0] != "items" || !contains(got, "list=$(params.p-list)") {
-		t.Errorf("items args: %v", got)
+	args := mainArgs(t, items, nil)
+	if args[0] != "items" || !contains(args, "level-0=$(params.p-level-0)") {
+		t.Errorf("items args: %v", args)
+	}
+	if diff := cmp.Diff([]levelSpec{{Input: "level-0"}}, decodeExtra(t, args).Levels); diff != "" {
+		t.Errorf("items levels (-want +got):\n%s", diff)
 	}
 	cond := task(t, pr, "for-loop-1-condition-2-cond")
 	if cond.Matrix == nil {
@@ -614,6 +618,74 @@ root:
 	}}
 	if diff := cmp.Diff(wantExt, decodeExtra(t, mainArgs(t, use, nil)).OneOf); diff != "" {
 		t.Errorf("OneOf config (-want +got):\n%s", diff)
+	}
+}
+
+func TestNestedLoops(t *testing.T) {
+	p := mustLoad(t, `
+components:
+  comp-for-loop-2:
+    dag:
+      tasks:
+        inner:
+          taskInfo: {name: inner}
+          componentRef: {name: comp-echo}
+          inputs:
+            parameters:
+              msg: {componentInputParameter: pipelinechannel--loop-item-param-2}
+        outer-use:
+          taskInfo: {name: outer-use}
+          componentRef: {name: comp-echo}
+          inputs:
+            parameters:
+              msg: {taskOutputParameter: {producerTask: inner, outputParameterKey: Output}}
+    inputDefinitions:
+      parameters:
+        pipelinechannel--loop-item-param-1: {parameterType: STRING}
+        pipelinechannel--loop-item-param-2: {parameterType: STRING}
+  comp-for-loop-1:
+    dag:
+      tasks:
+        outer:
+          taskInfo: {name: outer}
+          componentRef: {name: comp-echo}
+          inputs: {parameters: {msg: {componentInputParameter: pipelinechannel--loop-item-param-1}}}
+        for-loop-2:
+          taskInfo: {name: for-loop-2}
+          componentRef: {name: comp-for-loop-2}
+          inputs: {parameters: {pipelinechannel--loop-item-param-1: {componentInputParameter: pipelinechannel--loop-item-param-1}}}
+          parameterIterator:
+            itemInput: pipelinechannel--loop-item-param-2
+            items: {raw: '["x", "y", "z"]'}
+    inputDefinitions:
+      parameters:
+        pipelinechannel--loop-item-param-1: {parameterType: STRING}
+root:
+  dag:
+    tasks:
+      for-loop-1:
+        taskInfo: {name: for-loop-1}
+        componentRef: {name: comp-for-loop-1}
+        parameterIterator:
+          itemInput: pipelinechannel--loop-item-param-1
+          items: {raw: '["a", "b"]'}
+`)
+	pr := mustCompile(t, p, testOptions())
+	inner := task(t, pr, "for-loop-1-for-loop-2-inner")
+	vals := inner.Matrix.Params[0].Value.ArrayVal
+	if len(vals) != 6 || vals[5] != `{"index":[1,2],"items":["b","z"],"pos":[1,5]}` {
+		t.Errorf("product iterations: %v", vals)
+	}
+	if diff := cmp.Diff(map[string]iterationInput{"msg": {Level: 1}}, decodeExtra(t, mainArgs(t, inner, nil)).IterationInputs); diff != "" {
+		t.Errorf("iteration inputs (-want +got):\n%s", diff)
+	}
+	outer := task(t, pr, "for-loop-1-outer")
+	if n := len(outer.Matrix.Params[0].Value.ArrayVal); n != 2 {
+		t.Errorf("outer level matrix has %d values, want 2", n)
+	}
+	use := decodeExtra(t, mainArgs(t, task(t, pr, "for-loop-1-for-loop-2-outer-use"), nil))
+	if diff := cmp.Diff(map[string]listInput{"msg": {PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
+		t.Errorf("per-iteration pick in nested loop (-want +got):\n%s", diff)
 	}
 }
 

@@ -8,16 +8,18 @@ package tekton
 //
 //   - "--extra-b64 B": base64 JSON of extraConfig below (static).
 //   - "--iteration JSON": the loop iteration of a matrixed TaskRun,
-//     {"index":N,"item":<JSON item>}. The launcher appends ".N" to the task
-//     id and binds extraConfig.IterationInputs from the item.
+//     {"index":[i,..],"items":[x,..],"pos":[p,..]}, one entry per loop
+//     level from the outermost (see iterationValue). The launcher appends
+//     ".i.j" to the task id and binds extraConfig.IterationInputs.
 //   - "--list-param NAME COUNT E1..EN" / "--list-artifact NAME COUNT E1..EN":
 //     the aggregated results of a matrixed task. Tekton hands a matrixed
 //     task's results on only as a whole array expanded into separate
 //     arguments, so the count ($(tasks.T.matrix.length)) comes first.
-//   - the "items" subcommand: "launcher items --config-b64 B --param list=L
-//     --results-dir D" writes the array result "iterations", the
-//     {"index","item"} encoding of each element of the JSON list L, which a
-//     dynamic matrix fans out over.
+//   - the "items" subcommand: "launcher items --config-b64 B --param
+//     level-K=L ... --extra-b64 E --results-dir D" expands extraConfig.Levels
+//     (static lists, --param JSON lists, or lists inside an outer level's
+//     item) into their product and writes it, one iterationValue per
+//     element, as the array result "iterations" a matrix fans out over.
 
 import (
 	"encoding/base64"
@@ -31,9 +33,11 @@ import (
 
 // extraConfig is the static part of the extension arguments.
 type extraConfig struct {
-	// IterationInputs maps an input bound to the loop item to the
-	// parameterExpressionSelector applied to the item ("" = the whole item).
-	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
+	// IterationInputs maps an input bound to a loop item to the loop level
+	// (0 = outermost) and the parameterExpressionSelector applied to it.
+	IterationInputs map[string]iterationInput `json:"iterationInputs,omitempty"`
+	// Levels (items subcommand only) describe the loop levels to expand.
+	Levels []levelSpec `json:"levels,omitempty"`
 	// ListInputs describes every --list-param / --list-artifact input.
 	ListInputs map[string]listInput `json:"listInputs,omitempty"`
 	// Guards name inputs holding condition results ("true"/"false"): a
@@ -52,7 +56,13 @@ type extraConfig struct {
 }
 
 func (e extraConfig) empty() bool {
-	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 && len(e.OneOf) == 0
+	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 && len(e.OneOf) == 0 && len(e.Levels) == 0
+}
+
+// iterationInput binds an input to the item of one loop level.
+type iterationInput struct {
+	Level    int    `json:"level"`
+	Selector string `json:"selector,omitempty"`
 }
 
 // oneOfCandidate is one branch of a dsl.OneOf.
@@ -63,9 +73,17 @@ type oneOfCandidate struct {
 
 // listInput tells the launcher what to do with an aggregated result array.
 type listInput struct {
-	// PerIteration: take element [iteration index]; otherwise collect all
-	// elements into one list (dsl.Collected).
+	// PerIteration: take element [pos[Level]] of the iteration (see
+	// iterationValue); otherwise collect all elements into one list
+	// (dsl.Collected).
 	PerIteration bool `json:"perIteration,omitempty"`
+	Level        int  `json:"level,omitempty"`
+	// Iterations, for a collected output of a nested loop, names the
+	// --list-param holding the iterationValue of each element. The launcher
+	// keeps the elements whose pos[:Level] equals this task's own, and nests
+	// them into lists by their remaining index levels (a loop two levels
+	// below gives a list of lists, as KFP does).
+	Iterations string `json:"iterations,omitempty"`
 	// ElementType is the KFP parameter type of each element ("" for artifacts).
 	ElementType string `json:"elementType,omitempty"`
 }

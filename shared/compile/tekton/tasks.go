@@ -94,14 +94,14 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		}
 		dest[name] = b.taskParam(pname, src.lit)
 	case srcItem:
-		if b.loop == nil {
+		if !b.loop.within(src.loop) {
 			b.c.errorf(path, "loop item used outside its ParallelFor")
 			return
 		}
 		if b.ext.IterationInputs == nil {
-			b.ext.IterationInputs = map[string]string{}
+			b.ext.IterationInputs = map[string]iterationInput{}
 		}
-		b.ext.IterationInputs[name] = src.selector
+		b.ext.IterationInputs[name] = iterationInput{Level: src.loop.depth - 1, Selector: src.selector}
 	case srcResult:
 		ref := "$(tasks." + src.task + ".results." + src.result
 		if src.loop == nil {
@@ -109,6 +109,7 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 			return
 		}
 		// The producer is matrixed: its results only exist as a whole array.
+		perIteration := b.loop.within(src.loop)
 		list := "l" + pname
 		count := "n" + pname
 		// Written like Tekton's own examples: a string holding the whole
@@ -120,7 +121,27 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		if b.ext.ListInputs == nil {
 			b.ext.ListInputs = map[string]listInput{}
 		}
-		li := listInput{PerIteration: src.loop == b.loop}
+		li := listInput{PerIteration: perIteration}
+		switch {
+		case perIteration:
+			li.Level = src.loop.depth - 1
+		case src.loop.parent != nil:
+			// Collecting from a nested loop: the launcher groups the
+			// elements into nested lists by their iterations, keeping
+			// those under this task's own iteration of the loops both
+			// share (Level of them).
+			for x := src.loop.parent; x != nil; x = x.parent {
+				if b.loop.within(x) {
+					li.Level = x.depth
+					break
+				}
+			}
+			iters := "li" + pname
+			b.ptParams = append(b.ptParams, tektonv1.Param{Name: iters, Value: src.loop.matrix.Value})
+			b.specs = append(b.specs, tektonv1.ParamSpec{Name: iters, Type: tektonv1.ParamTypeArray})
+			li.Iterations = "pf-iterations-" + name
+			b.lists = append(b.lists, listArg{name: li.Iterations, count: cnt, elements: "$(params." + iters + "[*])"})
+		}
 		if !artifact {
 			li.ElementType = src.typ.String()
 		}
@@ -320,7 +341,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 
 	if s.loop != nil {
 		for _, src := range params {
-			if src != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop == s.loop)) {
+			if src != nil && (src.kind == srcItem || (src.kind == srcResult && src.loop != nil && s.loop.within(src.loop))) {
 				loop = s.loop
 			}
 		}
@@ -358,13 +379,16 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 	return name, loop, loop != nil || s.guardMode
 }
 
-// itemsTask adds "<loop>-items", which turns the JSON list src into the
-// array result the loop's matrix fans out over.
-func (c *compiler) itemsTask(s *scope, path []string, src *source, runAfter []string, when tektonv1.WhenExpressions, where string) string {
+// itemsTask adds "<loop>-items", which expands the loop's levels (see
+// levelSpec) into the array result its matrix fans out over.
+func (c *compiler) itemsTask(s *scope, path []string, lc *loopCtx, runAfter []string, when tektonv1.WhenExpressions, where string) string {
 	name := c.names.name(path, "items")
 	cfg := launch.TaskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot()}
 	b := c.newBinding(where+".parameterIterator", nil, false)
-	b.bind("list", src, false, pipelinespec.ParameterType_LIST)
+	for _, in := range sortedKeys(lc.inputs) {
+		b.bind(in, lc.inputs[in], false, pipelinespec.ParameterType_LIST)
+	}
+	b.ext.Levels = lc.levels
 	// launch builds "run ..."; the items subcommand takes the same flags.
 	base := cfg.Args(b.params, nil, resultsDir)
 	base[0] = "items"
