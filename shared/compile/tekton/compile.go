@@ -34,34 +34,56 @@
 //
 // A ParallelFor becomes a Tekton matrix. Each task of the loop body (at any
 // flattening depth) is matrixed over one string parameter, pf-iteration,
-// whose values are compact JSON {"index":N,"item":<item>}: so each TaskRun
-// knows both its iteration index (for its task id and artifact paths) and
-// its item. Static item lists are written inline; a dynamic list (an
-// upstream output or a parameter) first goes through a "<loop>-items" task
-// ("launcher items") that writes the array result "iterations".
+// whose values are compact JSON {"index":[i..],"items":[x..],"pos":[p..]}
+// with one entry per loop level from the outermost: so each TaskRun knows
+// its iteration indices (for its task id and artifact paths), its items, and
+// where its iteration sits in each level's list (see iterationValue).
+// Static item lists are written inline; a dynamic list (an upstream output
+// or a parameter) first goes through a "<loop>-items" task ("launcher
+// items") that writes the array result "iterations". Tekton cannot nest a
+// matrix, so a loop inside a loop is matrixed over the product of the
+// levels (inline when every level is static, else by its items task).
 //
 // Tekton aggregates the string results of a matrixed task into an array in
-// combination order, and lets later tasks consume only the whole array
+// combination order and lets later tasks consume only the whole array
 // ($(tasks.T.results.R[*])). So a body task that needs the value another body
 // task produced in the same iteration receives the whole array plus its
-// length ($(tasks.T.matrix.length)) and the launcher picks element [index]
-// ("--list-param NAME COUNT E1..EN" with ListInputs[NAME].PerIteration).
-// A task after the loop that consumes a collected output (dsl.Collected)
-// gets the same array and the launcher turns it into a list.
+// length ($(tasks.T.matrix.length)) and the launcher picks its element
+// ("--list-param NAME COUNT E1..EN", listInput.PerIteration). A task after
+// the loop that consumes a collected output (dsl.Collected) gets the same
+// array and the launcher turns it into a list (nested lists for nested
+// loops, grouped by the producer's iterations).
 //
-// Known limits, reported as errors, never dropped silently: nested loops
-// (Tekton cannot nest matrices), artifact iterators, conditions inside a loop
-// body that depend on the iteration, OneOf outputs (a Tekton task consuming
-// results of a skipped task is itself skipped, so "the branch that ran"
-// cannot be expressed), exit handlers below the root, Kubernetes settings
-// that depend on upstream outputs at run time for fields Tekton does not
-// substitute (pod template), and executors other than container/importer.
+// A condition inside a loop body that reads the iteration cannot be a when
+// expression (it applies to a whole matrix): its cond task is matrixed too
+// and the guarded tasks receive its per-iteration results as guards; the
+// launcher skips an iteration whose guards are not all "true".
+//
+// # OneOf
+//
+// dsl.OneOf outputs choose the branch that ran. Tekton skips a task that
+// reads a result of a skipped task, so the conditions of a DAG with OneOf
+// outputs (scope.guardMode) are guards rather than when expressions: every
+// branch task runs and skips itself in the launcher, results always exist,
+// and the consumer receives all candidates with their guards and takes the
+// one whose guards hold.
+//
+// # Limits
+//
+// Reported as errors, never dropped silently: artifact iterators, a
+// ParallelFor over a list computed inside its enclosing loop, exit tasks
+// that are pipelines and exit handlers below the root, Kubernetes settings
+// and resources that depend on upstream outputs at run time for fields
+// Tekton does not substitute (pod template, step resources), importer
+// downloadToWorkspace, and executors other than container/importer.
 //
 // Documented approximations: iteratorPolicy.parallelismLimit cannot be
 // honoured (Tekton has no concurrency bound for a matrix), so the run is
 // annotated with pipefn.dev/unbounded-parallelism naming the loops; retry
 // backoff is not supported by Tekton (only the count is kept) and the run is
-// annotated with pipefn.dev/retry-backoff-ignored naming the tasks.
+// annotated with pipefn.dev/retry-backoff-ignored naming the tasks. A
+// dynamic loop larger than Tekton's default-max-matrix-combinations-count
+// (config-defaults, 256) fails at run time; raise it for big fan-outs.
 package tekton
 
 import (
@@ -84,10 +106,15 @@ import (
 
 // RequiredFeatureFlags are the entries of Tekton's feature-flags ConfigMap
 // that compiled PipelineRuns need. Matrix is a beta feature, enabled by
-// Tekton's default enable-api-fields=beta; the deploy manifests set it
-// explicitly so that a cluster configured for "stable" does not reject runs.
+// Tekton's default enable-api-fields=beta; it is set explicitly so that a
+// cluster configured for "stable" does not reject runs. Results carry KFP
+// output parameters, artifact URIs and whole aggregated loop outputs, which
+// overflow the default 4 KiB termination message; sidecar-logs results with
+// a 1 MiB limit hold them. The output validates with Tekton's defaults too.
 var RequiredFeatureFlags = map[string]string{
 	"enable-api-fields": "beta",
+	"results-from":      "sidecar-logs",
+	"max-result-size":   "1048576",
 }
 
 // Annotations the compiler writes when it has to approximate a feature.

@@ -626,6 +626,9 @@ func TestNestedLoops(t *testing.T) {
 components:
   comp-for-loop-2:
     dag:
+      outputs:
+        parameters:
+          pipelinechannel--inner-Output: {valueFromParameter: {producerSubtask: inner, outputParameterKey: Output}}
       tasks:
         inner:
           taskInfo: {name: inner}
@@ -643,8 +646,14 @@ components:
       parameters:
         pipelinechannel--loop-item-param-1: {parameterType: STRING}
         pipelinechannel--loop-item-param-2: {parameterType: STRING}
+    outputDefinitions:
+      parameters:
+        pipelinechannel--inner-Output: {parameterType: LIST}
   comp-for-loop-1:
     dag:
+      outputs:
+        parameters:
+          pipelinechannel--inner-Output: {valueFromParameter: {producerSubtask: for-loop-2, outputParameterKey: pipelinechannel--inner-Output}}
       tasks:
         outer:
           taskInfo: {name: outer}
@@ -660,9 +669,24 @@ components:
     inputDefinitions:
       parameters:
         pipelinechannel--loop-item-param-1: {parameterType: STRING}
+    outputDefinitions:
+      parameters:
+        pipelinechannel--inner-Output: {parameterType: LIST}
+  comp-collect:
+    executorLabel: exec-echo
+    inputDefinitions:
+      parameters:
+        msg: {parameterType: LIST}
 root:
   dag:
     tasks:
+      collect:
+        taskInfo: {name: collect}
+        componentRef: {name: comp-collect}
+        dependentTasks: [for-loop-1]
+        inputs:
+          parameters:
+            msg: {taskOutputParameter: {producerTask: for-loop-1, outputParameterKey: pipelinechannel--inner-Output}}
       for-loop-1:
         taskInfo: {name: for-loop-1}
         componentRef: {name: comp-for-loop-1}
@@ -686,6 +710,14 @@ root:
 	use := decodeExtra(t, mainArgs(t, task(t, pr, "for-loop-1-for-loop-2-outer-use"), nil))
 	if diff := cmp.Diff(map[string]listInput{"msg": {PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
 		t.Errorf("per-iteration pick in nested loop (-want +got):\n%s", diff)
+	}
+	collect := task(t, pr, "collect")
+	ext := decodeExtra(t, mainArgs(t, collect, nil))
+	if diff := cmp.Diff(map[string]listInput{"msg": {Iterations: "pf-iterations-msg", ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+		t.Errorf("nested collected (-want +got):\n%s", diff)
+	}
+	if got := paramMap(collect.Params)["lip-msg"]; !strings.HasPrefix(got, `[{"index":[0,0],`) {
+		t.Errorf("iterations of the nested loop not passed: %q", got)
 	}
 }
 
