@@ -223,3 +223,28 @@ func BenchmarkCompile(b *testing.B) {
 		b.ReportMetric(float64(len(inputs)), "files/op")
 	})
 }
+
+// FuzzCompile: whatever ir.Load accepts, Compile returns a workflow or an
+// error, never a panic; a workflow it returns passes Argo's validator.
+func FuzzCompile(f *testing.F) {
+	for _, file := range goldenFiles {
+		data, err := os.ReadFile(filepath.Join(corpusDir(f), file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ir.Load(data)
+		if err != nil {
+			return
+		}
+		wf, err := Compile(p, testOptions(p))
+		if err != nil {
+			return
+		}
+		if err := validateWorkflow(wf); err != nil {
+			t.Fatalf("compiled workflow fails Argo validation: %v", err)
+		}
+	})
+}
