@@ -12,6 +12,7 @@ import (
 	"net/http"
 
 	"github.com/pipefn/pipefn/functions/status/handler"
+	"github.com/pipefn/pipefn/functions/status/ui"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
@@ -38,6 +39,9 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		Source: "pipefn/status", Log: log,
 	}
 	h.Routes(mux)
+	// The web UI; its pages call the REST API, which in a cluster the other functions
+	// serve behind the same host.
+	ui.Routes(mux)
 	router := events.NewRouter(log)
 	h.Register(router)
 	ce := events.HTTPHandler(router)

@@ -24,6 +24,7 @@ import (
 	lineagefn "github.com/pipefn/pipefn/functions/lineage/handler"
 	schedulefn "github.com/pipefn/pipefn/functions/schedule/handler"
 	statusfn "github.com/pipefn/pipefn/functions/status/handler"
+	"github.com/pipefn/pipefn/functions/status/ui"
 	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
@@ -183,6 +184,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	sched.Routes(mux)
 	mux.Handle("POST /events", publishHandler(s.Bus, log))
 	mux.HandleFunc("/apis/", rest.NotFound)
+	// The web UI, as the status function serves it: pages at /, /runs/{id}, ...
+	ui.Routes(mux)
 
 	ready := make(chan net.Addr, 1)
 	go func() {
