@@ -29,6 +29,7 @@ type Store interface {
 	UpsertTask(ctx context.Context, team, runID string, t api.TaskDetail) (bool, error)
 	Watch(ctx context.Context, team, runID, fromID string, fn func(state.RunEvent) error) error
 	Teams(ctx context.Context) ([]string, error)
+	ScheduledRunFinished(ctx context.Context, team string, run api.Run) error
 }
 
 // Logs reads task logs, wherever the backend keeps them.
@@ -97,11 +98,19 @@ func (h *Handler) RunStatus(ctx context.Context, e cloudevents.Event) (*cloudeve
 	if d.Error != "" {
 		u.Error = &api.Status{Code: 2, Message: d.Error}
 	}
-	if _, err := h.Store.Transition(ctx, team, d.RunID, u); err != nil {
+	changed, err := h.Store.Transition(ctx, team, d.RunID, u)
+	if err != nil {
 		if api.KindOf(err) == api.KindInvalid {
 			return nil, events.Permanent(err)
 		}
 		return nil, err
+	}
+	if api.Terminal(d.State) && run.RecurringRunID != "" && (changed || api.Terminal(run.State)) {
+		// Free the schedule's max_concurrency place now rather than at its next tick.
+		// Idempotent, so a redelivered final status releases nothing twice.
+		if err := h.Store.ScheduledRunFinished(ctx, team, run); err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
 }
