@@ -45,30 +45,8 @@ var argoNotPipelines = map[string]string{
 // argoCannotCompile lists valid pipelines the Argo compiler refuses, with the
 // error text it must give. Asserted, so a fix or a regression shows up.
 var argoCannotCompile = map[string]struct{ contains, why string }{
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__learn_to_learn_forecasting_pipeline.yaml":              {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__sequence_to_sequence_forecasting_pipeline.yaml":        {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__temporal_fusion_transformer_forecasting_pipeline.yaml": {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__time_series_dense_encoder_forecasting_pipeline.yaml":   {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__automl_tabular_v2_pipeline.yaml":                           {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__tabnet_trainer_pipeline.yaml":                              {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__wide_and_deep_hyperparameter_tuning_job_pipeline.yaml":     {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__xgboost_hyperparameter_tuning_job_pipeline.yaml":           {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__xgboost_trainer_pipeline.yaml":                             {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__components__google-cloud__google_cloud_pipeline_components__v1__automl__tabular__automl_tabular_pipeline.yaml":                                   {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__sdk__python__test_data__components__component_with_metadata_fields.yaml":                                                                         {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_metadata_fields.yaml":                                                                           {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_various_io_types.yaml":                                                                          {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__learn_to_learn_forecasting_pipeline.yaml":                     {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__sequence_to_sequence_forecasting_pipeline.yaml":               {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__temporal_fusion_transformer_forecasting_pipeline.yaml":        {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__preview__automl__forecasting__time_series_dense_encoder_forecasting_pipeline.yaml":          {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__preview__automl__tabular__tabnet_trainer_pipeline.yaml":                                     {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__components__google-cloud__google_cloud_pipeline_components__v1__automl__tabular__automl_tabular_pipeline.yaml":                                          {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__component_with_metadata_fields.yaml":                                                                          {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml":                                                              {"a run workspace volume is not supported", "pipelineConfig.workspace not implemented"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml":                                                                       {"a run workspace volume is not supported", "pipelineConfig.workspace not implemented"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml":                                                                           {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_various_io_types.yaml":                                                                          {"a pipeline-level input artifact cannot be bound", "root input artifact: runs bind parameters only"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml": {"a run workspace volume is not supported", "pipelineConfig.workspace not implemented"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml":          {"a run workspace volume is not supported", "pipelineConfig.workspace not implemented"},
 }
 
 type noWT struct{}
@@ -125,6 +103,10 @@ func argoParams(p *ir.Pipeline) map[string]*structpb.Value {
 		default:
 			out[name] = structpb.NewStringValue("value")
 		}
+	}
+	// Root input artifacts are bound by URI, as a string parameter.
+	for name := range p.Spec.GetRoot().GetInputDefinitions().GetArtifacts() {
+		out[name] = structpb.NewStringValue("s3://bucket/inputs/" + name)
 	}
 	return out
 }

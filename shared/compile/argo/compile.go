@@ -174,6 +174,8 @@ type scope struct {
 	where string
 	// templateName is the Argo template this scope becomes.
 	templateName string
+	// missing names required root input artifacts the run did not bind.
+	missing map[string]bool
 }
 
 // childID is the task id of a child task named name, as a string that may
@@ -200,22 +202,37 @@ func (c *compiler) rootArguments() ([]wfv1.Parameter, *scope, error) {
 	defs := root.GetInputDefinitions()
 	for _, name := range slices.Sorted(maps.Keys(defs.GetParameters())) {
 		def := defs.GetParameters()[name]
-		v, ok := c.opts.Params[name]
-		if !ok {
-			if def.GetDefaultValue() != nil {
-				v = def.GetDefaultValue()
-			} else {
-				// Optional without a value: the input is simply absent, as
-				// KFP treats it; tasks reading it get no --param.
-				continue
-			}
+		// Options.Params, then the PipelineJob's runtime config, then the
+		// default (the same order as the Tekton compiler).
+		v := c.opts.Params[name]
+		if v == nil && c.p.RuntimeConfig != nil {
+			v = c.p.RuntimeConfig.ParameterValues[name]
+		}
+		if v == nil {
+			v = def.GetDefaultValue()
+		}
+		if v == nil {
+			// Optional without a value: the input is simply absent, as
+			// KFP treats it; tasks reading it get no --param.
+			continue
 		}
 		out = append(out, wfv1.Parameter{Name: launch.ParamResult(name), Value: wfv1.AnyStringPtr(launch.EncodeParam(v, def.GetParameterType()))})
 		s.params[name] = true
 	}
+	// A root input artifact is bound by its URI, given as a string in
+	// Options.Params under the artifact's name (shared with Tekton). A
+	// required one left unbound is an error where a task reads it.
 	for _, name := range slices.Sorted(maps.Keys(defs.GetArtifacts())) {
-		if !defs.GetArtifacts()[name].GetIsOptional() {
-			return nil, nil, fmt.Errorf("argo: root.inputDefinitions.artifacts['%s']: a pipeline-level input artifact cannot be bound by a run (pipefn binds parameters only)", name)
+		uri := c.opts.Params[name].GetStringValue()
+		switch {
+		case uri != "":
+			out = append(out, wfv1.Parameter{Name: launch.ArtifactResult(name), Value: wfv1.AnyStringPtr(uri)})
+			s.arts[name] = true
+		case !defs.GetArtifacts()[name].GetIsOptional():
+			if s.missing == nil {
+				s.missing = map[string]bool{}
+			}
+			s.missing[name] = true
 		}
 	}
 	return out, s, nil
@@ -367,6 +384,9 @@ func (c *compiler) resolveInputs(s *scope, where string, task *pipelinespec.Pipe
 		path := fmt.Sprintf("%s.inputs.artifacts['%s']", where, name)
 		switch k := in.GetKind().(type) {
 		case *pipelinespec.TaskInputsSpec_InputArtifactSpec_ComponentInputArtifact:
+			if s.missing[k.ComponentInputArtifact] {
+				return nil, fmt.Errorf("argo: %s: root input artifact %q is required: bind its URI as a string in the run parameters", path, k.ComponentInputArtifact)
+			}
 			if s.arts[k.ComponentInputArtifact] {
 				ti.arts[name] = "{{inputs.parameters." + launch.ArtifactResult(k.ComponentInputArtifact) + "}}"
 			}

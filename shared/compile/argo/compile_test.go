@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	apiv1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -409,7 +410,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tc := range []struct{ file, want string }{
 		{"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml", "pipelineConfig.workspace"},
-		{"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml", "root.inputDefinitions.artifacts['in_dataset']"},
+		{"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml", `root input artifact "in_dataset" is required`},
 	} {
 		p := loadCorpus(t, tc.file)
 		_, err := Compile(p, testOptions(p))
@@ -609,5 +610,27 @@ func TestOutputOfSkippedBranch(t *testing.T) {
 	}}}
 	if diff := cmp.Diff(want, root.Outputs.Parameters); diff != "" {
 		t.Errorf("root outputs (-want +got):\n%s", diff)
+	}
+}
+
+// TestRootArtifactBinding: a root input artifact is bound by its URI given
+// as a string parameter, and reaches the task as --artifact.
+func TestRootArtifactBinding(t *testing.T) {
+	p := loadCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml")
+	opts := testOptions(p)
+	opts.Params["in_dataset"] = structpb.NewStringValue("s3://bucket/in/data.csv")
+	wf, err := Compile(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validateWorkflow(wf); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("s3://bucket/in/data.csv", wf.Spec.Arguments.GetParameterByName("a-in_dataset").Value.String()); diff != "" {
+		t.Error(diff)
+	}
+	task := dagTask(t, template_(t, wf, "root"), "dataset-joiner")
+	if diff := cmp.Diff("{{inputs.parameters.a-in_dataset}}", task.Arguments.GetParameterByName("a-dataset_b").Value.String()); diff != "" {
+		t.Error(diff)
 	}
 }
