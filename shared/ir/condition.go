@@ -29,14 +29,16 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(cel.Variable("inputs", cel.MapType(cel.StringType, cel.MapType(cel.StringType, cel.DynType))))
 })
 
-// programCache keeps compiled conditions; a pipeline has few distinct ones
-// and a run evaluates them once per iteration.
-var programCache sync.Map // string -> cel.Program
+// programs caches compiled conditions: a pipeline has few distinct ones
+// and a run evaluates them once per loop iteration. The cache is bounded
+// because expressions come from user input; past the bound, conditions
+// are compiled on every call.
+var programs = struct {
+	sync.Mutex
+	m map[string]cel.Program
+}{m: map[string]cel.Program{}}
 
 const programCacheLimit = 4096
-
-var programCount int64
-var programMu sync.Mutex
 
 // CheckCondition parses and type-checks a KFP trigger condition (CEL).
 func CheckCondition(expr string) error {
@@ -45,8 +47,11 @@ func CheckCondition(expr string) error {
 }
 
 func compileCondition(expr string) (cel.Program, error) {
-	if p, ok := programCache.Load(expr); ok {
-		return p.(cel.Program), nil
+	programs.Lock()
+	prg, ok := programs.m[expr]
+	programs.Unlock()
+	if ok {
+		return prg, nil
 	}
 	if expr == "" {
 		return nil, errors.New("empty condition")
@@ -65,16 +70,15 @@ func compileCondition(expr string) (cel.Program, error) {
 	if !ast.OutputType().IsAssignableType(cel.BoolType) {
 		return nil, fmt.Errorf("condition %s: evaluates to %s, want bool", clip(expr), ast.OutputType())
 	}
-	prg, err := env.Program(ast)
+	prg, err = env.Program(ast)
 	if err != nil {
 		return nil, fmt.Errorf("condition %s: %w", clip(expr), err)
 	}
-	programMu.Lock()
-	if programCount < programCacheLimit {
-		programCache.Store(expr, prg)
-		programCount++
+	programs.Lock()
+	if len(programs.m) < programCacheLimit {
+		programs.m[expr] = prg
 	}
-	programMu.Unlock()
+	programs.Unlock()
 	return prg, nil
 }
 

@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -114,6 +115,26 @@ func TestEvalParameterSelector(t *testing.T) {
 		}
 		if diff := cmp.Diff(tc.want, got, protocmp.Transform()); diff != "" {
 			t.Errorf("EvalParameterSelector(%q) (-want +got):\n%s", tc.expr, diff)
+		}
+	}
+}
+
+func TestEvalConditionConcurrent(t *testing.T) {
+	params := map[string]*structpb.Value{"pipelinechannel--n": structpb.NewNumberValue(7)}
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			expr := "int(inputs.parameter_values['pipelinechannel--n']) > " + string(rune('0'+i))
+			got, err := EvalCondition(expr, params)
+			if err == nil && got != (7 > i) {
+				err = fmt.Errorf("%s = %v", expr, got)
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -13,6 +13,7 @@ type Problem struct {
 	Message string
 }
 
+// String renders the problem as "path: message".
 func (p Problem) String() string {
 	if p.Path == "" {
 		return p.Message
@@ -26,6 +27,7 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists every problem, one per line after the first.
 func (e *ValidationError) Error() string {
 	if len(e.Problems) == 1 {
 		return "invalid pipeline: " + e.Problems[0].String()

@@ -96,10 +96,7 @@ func valueFits(val *structpb.Value, t ParameterType) bool {
 		return true // None default for an Optional parameter
 	}
 	_, err := CoerceParameter(val, t)
-	if err == nil {
-		return true
-	}
-	return false
+	return err == nil
 }
 
 func (v *validator) component(name string) *pipelinespec.ComponentSpec {
@@ -408,10 +405,8 @@ func (v *validator) checkDAGOutputs(sc scope) {
 		if _, ok := outs.GetParameters()[name]; !ok {
 			v.ps.add(path, "%s.outputDefinitions declares no output parameter %q", sc.path, name)
 		}
-		var sels []*pipelinespec.DagOutputsSpec_ParameterSelectorSpec
 		switch k := o.GetKind().(type) {
 		case *pipelinespec.DagOutputsSpec_DagOutputParameterSpec_ValueFromParameter:
-			sels = append(sels, k.ValueFromParameter)
 			v.checkSelectorParam(tasks, k.ValueFromParameter, path+".valueFromParameter")
 		case *pipelinespec.DagOutputsSpec_DagOutputParameterSpec_ValueFromOneof:
 			for i, s := range k.ValueFromOneof.GetParameterSelectors() {
@@ -420,7 +415,6 @@ func (v *validator) checkDAGOutputs(sc scope) {
 		default:
 			v.ps.add(path, "output parameter has neither valueFromParameter nor valueFromOneof")
 		}
-		_ = sels
 	}
 	for _, name := range sortedKeys(dag.GetOutputs().GetArtifacts()) {
 		o := dag.GetOutputs().GetArtifacts()[name]
