@@ -97,7 +97,9 @@ import (
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/types/known/structpb"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/ir"
@@ -140,6 +142,11 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*tektonv1.PipelineRun, error
 	if opts.RunID == "" {
 		return nil, errors.New("tekton: Options.RunID is empty")
 	}
+	for key, v := range map[string]string{compile.LabelRunID: opts.RunID, compile.LabelTeam: opts.Team, compile.LabelPipelineVersion: opts.PipelineVersionID} {
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("tekton: %q cannot be the value of label %s: %s", v, key, strings.Join(errs, "; "))
+		}
+	}
 	if opts.LauncherImage == "" {
 		opts.LauncherImage = compile.DefaultLauncherImage
 	}
@@ -147,6 +154,11 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*tektonv1.PipelineRun, error
 	if err := c.checkExtras(); err != nil {
 		return nil, err
 	}
+	ws, err := c.workspaceClaim()
+	if err != nil {
+		return nil, fmt.Errorf("tekton: %w", err)
+	}
+	c.workspace = ws
 	root := c.rootScope()
 	for _, name := range sortedKeys(p.Spec.GetRoot().GetDag().GetTasks()) {
 		c.flatten(root, name)
@@ -168,7 +180,8 @@ type compiler struct {
 	params   []tektonv1.ParamSpec
 	values   tektonv1.Params
 
-	rootVals map[string]*structpb.Value
+	rootVals  map[string]*structpb.Value
+	workspace *corev1.PersistentVolumeClaim // the run's shared PVC, nil if none
 
 	unbounded []string
 	backoff   map[string]bool
@@ -884,6 +897,10 @@ func (c *compiler) pipelineRun() *tektonv1.PipelineRun {
 	}
 	if c.opts.ServiceAccount != "" {
 		pr.Spec.TaskRunTemplate.ServiceAccountName = c.opts.ServiceAccount
+	}
+	if c.workspace != nil {
+		pr.Spec.PipelineSpec.Workspaces = []tektonv1.PipelineWorkspaceDeclaration{{Name: workspaceName}}
+		pr.Spec.Workspaces = []tektonv1.WorkspaceBinding{{Name: workspaceName, VolumeClaimTemplate: c.workspace}}
 	}
 	return pr
 }

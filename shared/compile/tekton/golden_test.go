@@ -49,6 +49,7 @@ var goldenFiles = []struct {
 	{"retry", validPrefix + "critical__pipeline_with_retry.yaml", nil},
 	{"gpu-resources", validPrefix + "gpu-scheduling__nvidia_gpu_scheduling_check.yaml", nil},
 	{"k8s-dynamic-pvc", "kfp__kubernetes_platform__python__test__snapshot__data__create_mount_delete_dynamic_pvc.yaml", nil},
+	{"k8s-workspace", validPrefix + "critical__pipeline_with_workspace.yaml", nil},
 	{"k8s-toleration", "kfp__kubernetes_platform__python__test__snapshot__data__toleration.yaml", nil},
 }
 

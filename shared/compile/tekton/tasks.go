@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
@@ -80,6 +81,11 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		b.c.errorf(path, "%s", src.lit)
 	case srcConst:
 		v := launch.EncodeParam(src.val, typ)
+		if b.c.workspace != nil {
+			// The SDK binds workspace paths as this constant placeholder;
+			// the workspace is mounted at a fixed path, so resolve it here.
+			v = strings.ReplaceAll(v, "{{$.workspace_path}}", WorkspaceMountPath)
+		}
 		if hasEngineRef(v) {
 			b.c.errorf(path, "constant %q contains a Tekton variable reference, which Tekton would substitute", v)
 			return
@@ -241,6 +247,9 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 	}
 	pt.TaskSpec.Params = b.taskParams()
 	pt.Params = b.ptParams
+	if c.workspace != nil {
+		useWorkspace(&pt)
+	}
 	if finally {
 		c.finally = append(c.finally, pt)
 	} else {
@@ -316,7 +325,7 @@ func (c *compiler) launcherSpec(sub string, base []string, b *binding) (tektonv1
 
 func (c *compiler) importerSpec(cfg launch.TaskConfig, imp *pipelinespec.PipelineDeploymentConfig_ImporterSpec, label string, b *binding) (tektonv1.TaskSpec, error) {
 	if raw, ok := c.p.Extras["deploymentSpec.executors['"+label+"'].importer.downloadToWorkspace"]; ok && string(raw) == "true" {
-		return tektonv1.TaskSpec{}, fmt.Errorf("importer downloadToWorkspace is not supported (pipefn has no workspace PVC on Tekton)")
+		return tektonv1.TaskSpec{}, fmt.Errorf("importer downloadToWorkspace is not supported yet (the launcher's importer does not copy into the workspace)")
 	}
 	if err := cfg.SetImporter(imp); err != nil {
 		return tektonv1.TaskSpec{}, err
