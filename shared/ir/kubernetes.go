@@ -21,9 +21,9 @@ import (
 type KubernetesPlatform struct {
 	// Executors maps an executor label (deploymentSpec.executors key) to its
 	// Kubernetes settings.
-	Executors map[string]*KubernetesExecutorConfig
+	Executors map[string]*KubernetesExecutorConfig `json:"executors,omitempty"`
 	// PipelineConfig holds pipeline-wide settings (workspace PVC), nil if absent.
-	PipelineConfig *KubernetesPipelineConfig
+	PipelineConfig *KubernetesPipelineConfig `json:"pipelineConfig,omitempty"`
 }
 
 // KubernetesPipelineConfig is platforms.kubernetes.pipelineConfig.

@@ -148,28 +148,18 @@ func isPlatformDoc(doc map[string]any) bool {
 // decodeSpec strips and classifies unknown members, then decodes strictly.
 func (p *Pipeline) decodeSpec(doc map[string]any) error {
 	unknown := stripUnknown(doc, (&pipelinespec.PipelineSpec{}).ProtoReflect().Descriptor(), location{})
-	var deploy map[string]any
-	if d, ok := doc["deploymentSpec"].(map[string]any); ok {
-		// Walk a copy: Spec.DeploymentSpec keeps the document as written.
-		deploy = deepCopy(d).(map[string]any)
-		unknown = append(unknown, stripUnknown(deploy, (&pipelinespec.PipelineDeploymentConfig{}).ProtoReflect().Descriptor(), location{}.field("deploymentSpec"))...)
-	}
 	var ps problems
 	for _, u := range unknown {
 		p.applyPolicy(u, &ps)
 	}
+	deploy, _ := doc["deploymentSpec"].(map[string]any)
+	// Decode a copy: Spec.DeploymentSpec keeps the document as written.
+	derr := p.decodeDeployment(deepCopy(deploy), &ps)
 	if err := ps.err(); err != nil {
 		return err
 	}
-	p.Deployment = &pipelinespec.PipelineDeploymentConfig{}
-	if deploy != nil {
-		b, err := json.Marshal(deploy)
-		if err != nil {
-			return fmt.Errorf("re-encoding deploymentSpec: %w", err)
-		}
-		if err := protojson.Unmarshal(b, p.Deployment); err != nil {
-			return fmt.Errorf("decoding deploymentSpec: %s", protoMessage(err))
-		}
+	if derr != nil {
+		return derr
 	}
 	clean, err := json.Marshal(doc)
 	if err != nil {
@@ -181,6 +171,59 @@ func (p *Pipeline) decodeSpec(doc map[string]any) error {
 	}
 	p.Spec = spec
 	return nil
+}
+
+// decodeDeployment sets p.Deployment from a generic deploymentSpec object
+// (nil for none), applying the unknown-field policy; policy problems go to
+// ps, decoding failures are returned.
+func (p *Pipeline) decodeDeployment(deploy any, ps *problems) error {
+	p.Deployment = &pipelinespec.PipelineDeploymentConfig{}
+	d, ok := deploy.(map[string]any)
+	if !ok {
+		return nil
+	}
+	for _, u := range stripUnknown(d, p.Deployment.ProtoReflect().Descriptor(), location{}.field("deploymentSpec")) {
+		p.applyPolicy(u, ps)
+	}
+	if len(ps.list) > 0 {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("re-encoding deploymentSpec: %w", err)
+	}
+	if err := protojson.Unmarshal(b, p.Deployment); err != nil {
+		return fmt.Errorf("decoding deploymentSpec: %s", protoMessage(err))
+	}
+	return nil
+}
+
+// ensureDeployment fills p.Deployment for a Pipeline built in code (e.g.
+// by the Go DSL) rather than by Parse.
+func (p *Pipeline) ensureDeployment(ps *problems) {
+	if p.Deployment != nil {
+		return
+	}
+	p.Deployment = &pipelinespec.PipelineDeploymentConfig{}
+	st := p.Spec.GetDeploymentSpec()
+	if st == nil {
+		return
+	}
+	b, err := protojson.Marshal(st)
+	if err != nil {
+		ps.add("deploymentSpec", "cannot encode: %v", err)
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var d map[string]any
+	if err := dec.Decode(&d); err != nil {
+		ps.add("deploymentSpec", "cannot decode: %v", err)
+		return
+	}
+	if err := p.decodeDeployment(d, ps); err != nil {
+		ps.add("deploymentSpec", "%v", err)
+	}
 }
 
 // jobFields are the PipelineJob wrapper members pipefn reads or may ignore

@@ -8,6 +8,7 @@ func (p *Pipeline) Validate() error {
 		ps.add("", "no pipeline spec")
 		return ps.err()
 	}
+	p.ensureDeployment(&ps)
 	v := &validator{p: p, ps: &ps}
 	v.run()
 	return ps.err()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // baseDocs returns testdata/base.yaml decoded: the spec and the platform doc.
@@ -459,5 +460,27 @@ func TestParseRejectsUnknownFields(t *testing.T) {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A Pipeline assembled in code (as the Go DSL does) has no Deployment;
+// Validate decodes it from Spec.DeploymentSpec with the same policy.
+func TestValidateBuiltInCode(t *testing.T) {
+	loaded := loadBase(t)
+	p := &Pipeline{Spec: loaded.Spec}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := p.ExecutorExtras["exec-train"]; got == nil || got.ResourceCPULimit != "2" {
+		t.Errorf("ExecutorExtras[exec-train] = %+v, want resourceCpuLimit 2 lifted", got)
+	}
+	if len(p.Deployment.GetExecutors()) != 2 {
+		t.Errorf("Deployment has %d executors, want 2", len(p.Deployment.GetExecutors()))
+	}
+	bad := &Pipeline{Spec: loaded.Spec}
+	bad.Spec.DeploymentSpec.Fields["executors"].GetStructValue().Fields["exec-gen"].GetStructValue().Fields["gpus"] = structpb.NewNumberValue(1)
+	err := bad.Validate()
+	if err == nil || !strings.Contains(err.Error(), `deploymentSpec.executors['exec-gen'].gpus: unknown field "gpus"`) {
+		t.Errorf("Validate with an unknown executor field = %v, want it named with its path", err)
 	}
 }
