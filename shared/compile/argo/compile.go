@@ -31,6 +31,7 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	apiv1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pipefn/pipefn/shared/compile"
@@ -80,6 +81,11 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*wfv1.Workflow, error) {
 		c.launcher = compile.DefaultLauncherImage
 	}
 	c.templates.reserve(entrypoint)
+	claim, err := c.workspaceClaim()
+	if err != nil {
+		return nil, err
+	}
+	c.workspace = claim != nil
 	args, rootScope, err := c.rootArguments()
 	if err != nil {
 		return nil, err
@@ -122,6 +128,9 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*wfv1.Workflow, error) {
 			Templates:          c.out,
 		},
 	}
+	if claim != nil {
+		wf.Spec.VolumeClaimTemplates = []apiv1.PersistentVolumeClaim{*claim}
+	}
 	if name := p.Spec.GetPipelineInfo().GetName(); name != "" {
 		wf.Annotations = map[string]string{"pipefn.dev/pipeline-name": name}
 	}
@@ -157,6 +166,8 @@ type compiler struct {
 	// nullable names loop-body outputs ("template/output") that are JSON
 	// null in iterations where their conditional producer was skipped.
 	nullable map[string]bool
+	// workspace is set when the run has a shared workspace volume.
+	workspace bool
 }
 
 // scope is one DAG template being emitted: what its inputs are and where it

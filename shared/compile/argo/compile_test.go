@@ -409,7 +409,7 @@ func TestRefusals(t *testing.T) {
 		t.Error("nil spec: want an error")
 	}
 	for _, tc := range []struct{ file, want string }{
-		{"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml", "pipelineConfig.workspace"},
+		{"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml", "downloadToWorkspace"},
 		{"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_metadata_fields.yaml", `root input artifact "in_dataset" is required`},
 	} {
 		p := loadCorpus(t, tc.file)
@@ -632,5 +632,28 @@ func TestRootArtifactBinding(t *testing.T) {
 	task := dagTask(t, template_(t, wf, "root"), "dataset-joiner")
 	if diff := cmp.Diff("{{inputs.parameters.a-in_dataset}}", task.Arguments.GetParameterByName("a-dataset_b").Value.String()); diff != "" {
 		t.Error(diff)
+	}
+}
+
+// TestWorkspace: the run's workspace is a volume claim template mounted in
+// every launcher task at /kfp-workspace.
+func TestWorkspace(t *testing.T) {
+	wf := compileCorpus(t, "kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml")
+	if len(wf.Spec.VolumeClaimTemplates) != 1 || wf.Spec.VolumeClaimTemplates[0].Name != workspaceVolume {
+		t.Fatalf("volume claim templates: %+v", wf.Spec.VolumeClaimTemplates)
+	}
+	mounted := 0
+	for _, tm := range wf.Spec.Templates {
+		if tm.Container == nil || tm.Container.Command[0] != LauncherPath {
+			continue
+		}
+		want := apiv1.VolumeMount{Name: workspaceVolume, MountPath: WorkspaceMountPath}
+		if diff := cmp.Diff(want, tm.Container.VolumeMounts[len(tm.Container.VolumeMounts)-1]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tm.Name, diff)
+		}
+		mounted++
+	}
+	if mounted == 0 {
+		t.Error("no launcher task")
 	}
 }

@@ -128,7 +128,7 @@ func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticI
 			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.importer: %w", execWhere, err)
 		}
 		if x := c.p.ExecutorExtras[label]; x != nil && x.DownloadToWorkspace {
-			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.importer.downloadToWorkspace: downloading into the run workspace is not supported by pipefn's Argo backend", execWhere)
+			return wfv1.DAGTask{}, fmt.Errorf("argo: %s.importer.downloadToWorkspace: downloading into the run workspace is not supported yet (the launcher's importer does not copy into it)", execWhere)
 		}
 		if len(arts) > 0 {
 			return wfv1.DAGTask{}, fmt.Errorf("argo: %s: an importer takes no input artifacts", where)

@@ -84,6 +84,7 @@ var goldenFiles = map[string]string{
 	"k8s_secret_volume": "kfp__kubernetes_platform__python__test__snapshot__data__secret_as_vol.yaml",
 	"k8s_node_selector": "kfp__kubernetes_platform__python__test__snapshot__data__node_selector.yaml",
 	"k8s_toleration":    "kfp__kubernetes_platform__python__test__snapshot__data__toleration.yaml",
+	"workspace":         "kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_workspace.yaml",
 	"k8s_pvc":           "kfp__kubernetes_platform__python__test__snapshot__data__create_mount_delete_dynamic_pvc.yaml",
 	"k8s_pvc_parallel":  "kfp__test_data__sdk_compiled_pipelines__valid__parallel_and_nested__parallel_for_mount_pvc.yaml",
 }

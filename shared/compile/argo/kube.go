@@ -103,8 +103,8 @@ func quote(s string) string {
 // that come from task inputs become extra template inputs (k-0, k-1, ...).
 func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1.Template, args *[]wfv1.Parameter, patch *podPatch) error {
 	k := c.executorConfig(label)
-	if c.p.Kubernetes != nil && c.p.Kubernetes.PipelineConfig != nil && c.p.Kubernetes.PipelineConfig.Workspace != nil {
-		return fmt.Errorf("argo: platforms.kubernetes.pipelineConfig.workspace: a run workspace volume is not supported by pipefn's Argo backend")
+	if c.workspace {
+		tmpl.Container.VolumeMounts = append(tmpl.Container.VolumeMounts, apiv1.VolumeMount{Name: workspaceVolume, MountPath: WorkspaceMountPath})
 	}
 	if k == nil {
 		return nil
