@@ -395,8 +395,23 @@ func protoMessage(err error) string {
 	return protoPosition.ReplaceAllString(err.Error(), "")
 }
 
-// docSeparator matches a YAML document start marker on its own line.
-var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*(?:#.*)?$`)
+// docStart matches a YAML document start marker ("---" at the start of a
+// line, alone or followed by a space and content, with LF or CRLF ends).
+var docStart = regexp.MustCompile(`(?m)^---(?:[ \t\r]|$)`)
+
+// splitYAML cuts a YAML stream before each document start marker. Each
+// piece keeps its marker, which the YAML parser accepts, so content on the
+// marker line ("--- {a: 1}") is not lost.
+func splitYAML(s string) []string {
+	idx := docStart.FindAllStringIndex(s, -1)
+	parts := make([]string, 0, len(idx)+1)
+	prev := 0
+	for _, m := range idx {
+		parts = append(parts, s[prev:m[0]])
+		prev = m[0]
+	}
+	return append(parts, s[prev:])
+}
 
 // splitDocuments returns the non-empty documents of a YAML or JSON stream,
 // each decoded as a generic JSON object (numbers kept as json.Number so
@@ -416,31 +431,34 @@ func splitDocuments(data []byte) ([]map[string]any, error) {
 				}
 				return nil, fmt.Errorf("document %d: invalid JSON: %w", i, err)
 			}
-			out = append(out, m)
+			if m != nil { // a JSON null is an empty document
+				out = append(out, m)
+			}
 		}
 		return out, nil
 	}
-	parts := docSeparator.Split(string(data), -1)
-	for i, part := range parts {
+	n := 0 // documents numbered as a user counts them: non-blank ones
+	for _, part := range splitYAML(string(data)) {
 		if isBlankYAML(part) {
 			continue
 		}
+		n++
 		js, err := yaml.YAMLToJSONStrict([]byte(part))
 		if err != nil {
-			return nil, fmt.Errorf("document %d: invalid YAML: %w", i+1, err)
+			return nil, fmt.Errorf("document %d: invalid YAML: %w", n, err)
 		}
 		dec := json.NewDecoder(bytes.NewReader(js))
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
+			return nil, fmt.Errorf("document %d: %w", n, err)
 		}
 		if v == nil {
 			continue
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("document %d: top level must be a mapping, found %T", i+1, v)
+			return nil, fmt.Errorf("document %d: top level must be a mapping, found %T", n, v)
 		}
 		out = append(out, m)
 	}
@@ -452,7 +470,7 @@ func splitDocuments(data []byte) ([]map[string]any, error) {
 func isBlankYAML(s string) bool {
 	for _, line := range strings.Split(s, "\n") {
 		t := strings.TrimSpace(line)
-		if t != "" && !strings.HasPrefix(t, "#") && t != "..." {
+		if t != "" && !strings.HasPrefix(t, "#") && t != "..." && t != "---" {
 			return false
 		}
 	}

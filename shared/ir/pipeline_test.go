@@ -46,6 +46,8 @@ func TestParseForms(t *testing.T) {
 		{name: "yaml one document", data: specOnly, wantName: "demo"},
 		{name: "yaml with explicit start and end markers", data: "---\n" + specOnly + "\n...\n", wantName: "demo"},
 		{name: "json", data: string(encodeDocs(t, spec)), wantName: "demo"},
+		{name: "yaml with content on the marker line", data: specOnly + "\n--- {platforms: {kubernetes: {deploymentSpec: {executors: {exec-gen: {}}}}}}\n", wantK8s: true, wantName: "demo"},
+		{name: "yaml with CRLF line ends", data: strings.ReplaceAll(string(base), "\n", "\r\n"), wantK8s: true, wantName: "demo"},
 		{name: "PipelineJob wrapper", data: string(wrapped), wantName: "demo", wantRC: &RuntimeConfig{
 			GcsOutputDirectory: "s3://bucket/root",
 			ParameterValues: map[string]*structpb.Value{
