@@ -311,6 +311,20 @@ func (s *scope) inputs() wfv1.Inputs {
 	return in
 }
 
+// site is one IR task being compiled: where it sits and what it reads.
+type site struct {
+	s        *scope
+	where    string // IR path of the task, for errors
+	irName   string
+	argoName string // its DAG task name
+	tmplBase string // base for the names of templates it needs
+	staticID string // task id without loop indices
+	taskID   string // task id, with Argo substitutions inside loops
+	task     *pipelinespec.PipelineTaskSpec
+	comp     *pipelinespec.ComponentSpec
+	ti       *taskInputs
+}
+
 // taskInputs are the resolved inputs of one IR task inside a scope.
 type taskInputs struct {
 	params map[string]string // input name -> value (Argo substitution or literal)
@@ -486,12 +500,12 @@ func (c *compiler) emitTask(s *scope, tn *namer, irName string, task *pipelinesp
 	// Template names follow the task path with '-' (Argo forbids dots).
 	tmplBase := strings.ReplaceAll(joinPath(s.path, irName), ".", "-")
 
+	st := &site{s: s, where: where, irName: irName, argoName: argoName, tmplBase: tmplBase, staticID: staticID, taskID: taskID, task: task, comp: comp, ti: ti}
 	var call wfv1.DAGTask
-	call.Name = argoName
 	if comp.GetDag() != nil {
-		call, err = c.dagCall(s, where, irName, argoName, tmplBase, task, comp, ti)
+		call, err = c.dagCall(st)
 	} else {
-		call, err = c.execCall(s, where, irName, argoName, tmplBase, staticID, taskID, task, comp, ti)
+		call, err = c.execCall(st)
 	}
 	if err != nil {
 		return nil, false, err
@@ -515,7 +529,7 @@ func (c *compiler) emitTask(s *scope, tn *namer, irName string, task *pipelinesp
 			return nil, false, fmt.Errorf("argo: %s.triggerPolicy.condition: %w", where, err)
 		}
 		condName := tn.name(irName + "-cond")
-		condTask, err := c.condTask(s, where, irName, condName, tmplBase, staticID, taskID, cond, comp, ti)
+		condTask, err := c.condTask(st, condName, cond)
 		if err != nil {
 			return nil, false, err
 		}
@@ -544,7 +558,8 @@ func argParams(ti *taskInputs) []wfv1.Parameter {
 
 // dagCall emits the templates for a task whose component is a DAG (nested
 // pipeline, condition branch, loop) and returns the calling DAG task.
-func (c *compiler) dagCall(s *scope, where, irName, argoName, tmplBase string, task *pipelinespec.PipelineTaskSpec, comp *pipelinespec.ComponentSpec, ti *taskInputs) (wfv1.DAGTask, error) {
+func (c *compiler) dagCall(st *site) (wfv1.DAGTask, error) {
+	s, where, irName, argoName, tmplBase, task, comp, ti := st.s, st.where, st.irName, st.argoName, st.tmplBase, st.task, st.comp, st.ti
 	// Defaults of a nested pipeline's inputs apply when the caller passes
 	// nothing; no launcher sees a DAG component, so the compiler binds them.
 	for name, def := range comp.GetInputDefinitions().GetParameters() {
@@ -574,13 +589,14 @@ func (c *compiler) dagCall(s *scope, where, irName, argoName, tmplBase string, t
 		}
 		return wfv1.DAGTask{Name: argoName, Template: name, Arguments: wfv1.Arguments{Parameters: args}}, nil
 	}
-	return c.loopCall(s, where, irName, argoName, tmplBase, compWhere, task, comp, ti, args)
+	return c.loopCall(st, compWhere, args)
 }
 
 // loopCall compiles a ParallelFor: a wrapper DAG template (which carries
 // the parallelism limit and re-exports the aggregated outputs) with one task
 // fanning out over [{i: index, v: item}] into the loop body DAG template.
-func (c *compiler) loopCall(s *scope, where, irName, argoName, tmplBase, compWhere string, task *pipelinespec.PipelineTaskSpec, comp *pipelinespec.ComponentSpec, ti *taskInputs, args []wfv1.Parameter) (wfv1.DAGTask, error) {
+func (c *compiler) loopCall(st *site, compWhere string, args []wfv1.Parameter) (wfv1.DAGTask, error) {
+	s, where, irName, argoName, tmplBase, task, comp, ti := st.s, st.where, st.irName, st.argoName, st.tmplBase, st.task, st.comp, st.ti
 	wrapName := c.templates.name(tmplBase)
 	bodyName := c.templates.name(tmplBase + "-body")
 

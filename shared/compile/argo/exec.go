@@ -20,7 +20,8 @@ import (
 
 // execCall emits the template of a container or importer task and returns
 // the DAG task calling it.
-func (c *compiler) execCall(s *scope, where, irName, argoName, tmplBase, staticID, taskID string, task *pipelinespec.PipelineTaskSpec, comp *pipelinespec.ComponentSpec, ti *taskInputs) (wfv1.DAGTask, error) {
+func (c *compiler) execCall(st *site) (wfv1.DAGTask, error) {
+	s, where, irName, argoName, tmplBase, staticID, taskID, task, comp, ti := st.s, st.where, st.irName, st.argoName, st.tmplBase, st.staticID, st.taskID, st.task, st.comp, st.ti
 	label := comp.GetExecutorLabel()
 	compWhere := fmt.Sprintf("components['%s']", task.GetComponentRef().GetName())
 	if label == "" {
@@ -179,7 +180,8 @@ func retryStrategy(rp *pipelinespec.PipelineTaskSpec_RetryPolicy) *wfv1.RetryStr
 }
 
 // condTask emits the `launcher cond` template guarding task irName.
-func (c *compiler) condTask(s *scope, where, irName, condName, tmplBase, staticID, taskID, cond string, comp *pipelinespec.ComponentSpec, ti *taskInputs) (wfv1.DAGTask, error) {
+func (c *compiler) condTask(st *site, condName, cond string) (wfv1.DAGTask, error) {
+	s, irName, tmplBase, staticID, taskID, comp, ti := st.s, st.irName, st.tmplBase, st.staticID, st.taskID, st.comp, st.ti
 	cc := launch.CondConfig{RunID: c.opts.RunID, TaskID: staticID + "-cond", Condition: cond, ParamTypes: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}}
 	params := map[string]string{}
 	var args []wfv1.Parameter
@@ -283,11 +285,9 @@ func (c *compiler) resources(where, label string, ctr *pipelinespec.PipelineDepl
 			continue
 		}
 		if m := placeholderRe.FindStringSubmatch(it.value); m != nil {
-			v, ok := ti.params[m[1]]
-			if !ok {
+			if _, ok := ti.params[m[1]]; !ok {
 				return fmt.Errorf("argo: %s.container.%s: refers to input %q, which the task does not set", where, it.field, m[1])
 			}
-			_ = v
 			patch.resource(it.limit, string(it.name), "{{inputs.parameters."+launch.ParamResult(m[1])+"}}")
 			continue
 		}
