@@ -23,10 +23,8 @@ import (
 // test, so the list cannot go stale.
 var tektonExpectedErrors = map[string]struct{ contains, why string }{
 	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_as_exit_task.yaml":                             {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
-	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_with_parallelfor_list_artifacts.yaml":          {"ParallelFor over artifacts", "ParallelFor over a list of artifacts: not supported yet"},
 	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml":        {"downloadToWorkspace", "importer downloadToWorkspace: the launcher importer does not copy into the workspace yet"},
 	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_as_exit_task.yaml":                             {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_parallelfor_list_artifacts_GH-12033.yaml": {"ParallelFor over artifacts", "ParallelFor over a list of artifacts: not supported yet"},
 	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_string_machine_fields_task_output.yaml":   {"only known at run time", "resources from an upstream task output: Tekton cannot set step resources from results"},
 }
 

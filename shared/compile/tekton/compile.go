@@ -230,6 +230,8 @@ type loopCtx struct {
 	depth  int      // 1 for an outermost loop
 	levels []levelSpec
 	inputs map[string]*source // the --param values the levels read
+	// artifactInputs are the artifact lists the levels iterate over.
+	artifactInputs map[string]*source
 }
 
 // within reports whether l is lc or one of its enclosing loops.
@@ -708,26 +710,41 @@ func (c *compiler) oneOf(cands []*source, oneof bool, where string) *source {
 // by a "<loop>-items" task.
 func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec,
 	params, artifacts map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) *taskOut {
-	if t.GetArtifactIterator() != nil {
-		c.errorf(where+".artifactIterator", "ParallelFor over artifacts is not supported on Tekton")
-		return nil
-	}
 	if comp.GetDag() == nil {
 		c.errorf(where, "ParallelFor component %q is not a DAG", t.GetComponentRef().GetName())
 		return nil
 	}
-	it := t.GetParameterIterator()
-	lc := &loopCtx{name: c.names.name(path, ""), parent: s.loop, depth: 1, inputs: map[string]*source{}}
+	lc := &loopCtx{name: c.names.name(path, ""), parent: s.loop, depth: 1, inputs: map[string]*source{}, artifactInputs: map[string]*source{}}
 	if s.loop != nil {
 		lc.depth = s.loop.depth + 1
 		lc.levels = append(lc.levels, s.loop.levels...)
 		for k, v := range s.loop.inputs {
 			lc.inputs[k] = v
 		}
+		for k, v := range s.loop.artifactInputs {
+			lc.artifactInputs[k] = v
+		}
 	}
 	lc.matrix.Name = iterationParam
 	lvl := levelSpec{}
+	it := t.GetParameterIterator()
+	itemInput := it.GetItemInput()
 	switch {
+	case t.GetArtifactIterator() != nil:
+		ai := t.GetArtifactIterator()
+		itemInput = ai.GetItemInput()
+		in := ai.GetItems().GetInputArtifact()
+		src, ok := artifacts[in]
+		if !ok || src == nil {
+			c.errorf(where+".artifactIterator.items.inputArtifact", "loop input artifact %q has no value", in)
+			return nil
+		}
+		if src.kind == srcResult && src.loop != nil && (s.loop.within(src.loop) || src.loop.parent != nil) {
+			c.errorf(where+".artifactIterator.items.inputArtifact", "ParallelFor over artifacts computed inside a loop is not supported on Tekton")
+			return nil
+		}
+		lvl.ArtifactInput = fmt.Sprintf("artifacts-%d", lc.depth-1)
+		lc.artifactInputs[lvl.ArtifactInput] = src
 	case it.GetItems().GetRaw() != "":
 		var items []any
 		if err := json.Unmarshal([]byte(it.GetItems().GetRaw()), &items); err != nil {
@@ -788,18 +805,28 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 	for k, v := range params {
 		bodyParams[k] = v
 	}
-	if item := it.GetItemInput(); item != "" {
-		bodyParams[item] = &source{kind: srcItem, loop: lc}
+	bodyArtifacts := map[string]*source{}
+	for k, v := range artifacts {
+		bodyArtifacts[k] = v
 	}
-	return c.dag(s, path, comp, bodyParams, artifacts, runAfter, when, lc, where)
+	if itemInput != "" {
+		if t.GetArtifactIterator() != nil {
+			bodyArtifacts[itemInput] = &source{kind: srcItem, loop: lc}
+		} else {
+			bodyParams[itemInput] = &source{kind: srcItem, loop: lc}
+		}
+	}
+	return c.dag(s, path, comp, bodyParams, bodyArtifacts, runAfter, when, lc, where)
 }
 
 // levelSpec says where one loop level's items come from (exactly one of
-// Raw, Input, FromItem): the launcher's items subcommand reads it.
+// Raw, Input, ArtifactInput, FromItem): the launcher's items subcommand
+// reads it.
 type levelSpec struct {
-	Raw      []any    `json:"raw,omitempty"`      // a static list
-	Input    string   `json:"input,omitempty"`    // a --param holding a JSON list
-	FromItem *itemRef `json:"fromItem,omitempty"` // a list inside an outer level's item
+	Raw           []any    `json:"raw,omitempty"`           // a static list
+	Input         string   `json:"input,omitempty"`         // a --param holding a JSON list
+	ArtifactInput string   `json:"artifactInput,omitempty"` // an --artifact/--list-artifact: the items are its URIs
+	FromItem      *itemRef `json:"fromItem,omitempty"`      // a list inside an outer level's item
 }
 
 // itemRef is the item of an enclosing loop level, with a selector applied.

@@ -914,6 +914,8 @@ func TestNames(t *testing.T) {
 		n.name([]string{"a-b", "c"}, ""), // joins to the same text: must differ
 		n.name([]string{long, long}, ""),
 		n.name([]string{long, long}, ""), // same path again: same name
+		n.name([]string{"loop"}, "items"),
+		n.name([]string{"loop", "items"}, ""), // a user task named like a generated one
 	}
 	for _, s := range got {
 		if len(s) > 63 || dns1123(s) != s {
@@ -925,6 +927,9 @@ func TestNames(t *testing.T) {
 	}
 	if got[3] == got[2] {
 		t.Errorf("collision not resolved: %v", got)
+	}
+	if got[6] == got[7] {
+		t.Errorf("generated and user task share a name: %v", got)
 	}
 	if got[4] != got[5] {
 		t.Errorf("same path, different names: %q %q", got[4], got[5])

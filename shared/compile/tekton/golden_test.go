@@ -42,6 +42,7 @@ var goldenFiles = []struct {
 	{"loops-static-dynamic", validPrefix + "parallel_and_nested__pipeline_with_loops.yaml", nil},
 	{"loop-parallelism-secret", validPrefix + "parallel_and_nested__parallel_for_secret.yaml", nil},
 	{"loop-consume-upstream", validPrefix + "parallel_and_nested__loop_consume_upstream.yaml", nil},
+	{"loop-over-artifacts", validPrefix + "pipeline_with_parallelfor_list_artifacts_GH-12033.yaml", nil},
 	{"collected", validPrefix + "critical__collected_parameters.yaml", nil},
 	{"exit-handler", validPrefix + "failing__pipeline_with_exit_handler.yaml", nil},
 	{"pipeline-in-pipeline", validPrefix + "parallel_and_nested__pipeline_in_pipeline.yaml", nil},

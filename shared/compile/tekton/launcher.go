@@ -63,6 +63,8 @@ func (e extraConfig) empty() bool {
 type iterationInput struct {
 	Level    int    `json:"level"`
 	Selector string `json:"selector,omitempty"`
+	// Artifact: the input is an artifact and the item is its URI.
+	Artifact bool `json:"artifact,omitempty"`
 }
 
 // oneOfCandidate is one branch of a dsl.OneOf.

@@ -24,10 +24,12 @@ func newNamer() *namer { return &namer{used: map[string]string{}} }
 // plus an optional suffix such as "cond".
 func (n *namer) name(path []string, suffix string) string {
 	parts := append([]string(nil), path...)
+	// A suffix is kept apart in the key: task "items" in loop "l" and the
+	// items task of loop "l" must not share a name.
+	key := strings.Join(parts, "\x00") + "\x01" + suffix
 	if suffix != "" {
 		parts = append(parts, suffix)
 	}
-	key := strings.Join(parts, "\x00")
 	base := dns1123(strings.Join(parts, "-"))
 	if base == "" {
 		base = "task"

@@ -107,7 +107,7 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		if b.ext.IterationInputs == nil {
 			b.ext.IterationInputs = map[string]iterationInput{}
 		}
-		b.ext.IterationInputs[name] = iterationInput{Level: src.loop.depth - 1, Selector: src.selector}
+		b.ext.IterationInputs[name] = iterationInput{Level: src.loop.depth - 1, Selector: src.selector, Artifact: artifact}
 	case srcResult:
 		ref := "$(tasks." + src.task + ".results." + src.result
 		if src.loop == nil {
@@ -397,9 +397,12 @@ func (c *compiler) itemsTask(s *scope, path []string, lc *loopCtx, runAfter []st
 	for _, in := range sortedKeys(lc.inputs) {
 		b.bind(in, lc.inputs[in], false, pipelinespec.ParameterType_LIST)
 	}
+	for _, in := range sortedKeys(lc.artifactInputs) {
+		b.bind(in, lc.artifactInputs[in], true, 0)
+	}
 	b.ext.Levels = lc.levels
 	// launch builds "run ..."; the items subcommand takes the same flags.
-	base := cfg.Args(b.params, nil, resultsDir)
+	base := cfg.Args(b.params, b.artifacts, resultsDir)
 	base[0] = "items"
 	spec, err := c.launcherSpec("items", base, b)
 	if err != nil {
