@@ -14,7 +14,7 @@ import (
 func newUpCmd() *cobra.Command {
 	var (
 		addr, redisURL, backend, dataDir, kubeconfig string
-		tick                                         time.Duration
+		tick, cacheMaxAge                            time.Duration
 		verbose                                      bool
 	)
 	cmd := &cobra.Command{
@@ -41,6 +41,7 @@ address.`,
 			}
 			srv, err := allinone.Start(cmd.Context(), allinone.Config{
 				Addr: addr, RedisURL: redisURL, Backend: backend, DataDir: dataDir, Tick: tick, Log: log,
+				CacheMaxAge: cacheMaxAge,
 			})
 			if err != nil {
 				return err
@@ -62,6 +63,7 @@ address.`,
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for the tekton and argo backends")
 	cmd.Flags().StringVar(&dataDir, "data", "", "directory for logs and local artifacts (default: a temporary one)")
 	cmd.Flags().DurationVar(&tick, "tick", 5*time.Second, "period of schedule and resync ticks")
+	cmd.Flags().DurationVar(&cacheMaxAge, "cache-max-age", 0, "reuse step-cache entries no older than this (0: any age)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

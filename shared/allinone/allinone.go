@@ -46,6 +46,8 @@ type Config struct {
 	DataDir string
 	// Tick is the period of the schedule and resync ticks (default 5s; <0 disables).
 	Tick time.Duration
+	// CacheMaxAge bounds how old a step-cache entry may be to be reused (0: any age).
+	CacheMaxAge time.Duration
 	// Team is the team of every request while authentication is off (default "default").
 	Team string
 	Log  *slog.Logger
@@ -139,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.local = &compilefn.LocalBackend{
 		Send: s.Bus, Logs: logs, Source: source + "/compile", Now: cfg.Now, Log: log.With("fn", "compile"),
 		WorkDir: filepath.Join(cfg.DataDir, "work"),
+		Cache:   &compilefn.LineageCache{Store: s.Store, MaxAge: cfg.CacheMaxAge},
 	}
 	compile := &compilefn.Handler{
 		Runs:           s.Store,

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/lineage"
 )
 
 // Event types. pipefn's own are versioned and owned by one function each; extend with new
@@ -76,6 +77,10 @@ type TaskFinished struct {
 	Task    api.TaskDetail `json:"task"`
 	// CacheKey is the step-cache fingerprint of the task's execution, if caching applied.
 	CacheKey string `json:"cache_key,omitempty"`
+	// Lineage is the full record (execution with image, command and cache key; artifacts
+	// with types, digests and metadata) when the reporter has it; the lineage function
+	// prefers it over Task.
+	Lineage *lineage.TaskFinished `json:"lineage,omitempty"`
 }
 
 // ScheduleFired says a recurring run is due at ScheduledAt; the schedule function turns it

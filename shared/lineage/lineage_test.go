@@ -258,7 +258,7 @@ func TestFromRuntimeArtifact(t *testing.T) {
 		Type: &pipelinespec.ArtifactTypeSchema{Kind: &pipelinespec.ArtifactTypeSchema_SchemaTitle{SchemaTitle: TypeModel}},
 		Uri:  "s3://root/r1/train/model",
 		Metadata: mustStruct(t, map[string]any{
-			"size": 1234, "digest": "sha256:" + strings.Repeat("a", 64), "framework": "sklearn",
+			"pipefn.size": 1234, "pipefn.digest": "sha256:" + strings.Repeat("a", 64), "framework": "sklearn",
 		}),
 	}
 	want := Artifact{Name: "model", Type: TypeModel, URI: "s3://root/r1/train/model", Size: 1234,

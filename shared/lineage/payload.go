@@ -280,20 +280,27 @@ func FromTaskDetail(runID string, td api.TaskDetail, cacheKey string) TaskFinish
 	return TaskFinished{Execution: e, Inputs: conv(td.Inputs), Outputs: conv(td.Outputs)}
 }
 
+// Metadata keys under which the launcher records what it uploaded (shared/launch's
+// MetaSize and MetaDigest).
+const (
+	MetaSize   = "pipefn.size"
+	MetaDigest = "pipefn.digest"
+)
+
 // FromRuntimeArtifact converts a KFP runtime artifact as the launcher sees it. The
-// launcher records "size" and "digest" in the metadata of what it uploads; they become
-// fields and leave the metadata.
+// launcher records the size and digest of what it uploads in the metadata (MetaSize,
+// MetaDigest); they become fields and leave the metadata.
 func FromRuntimeArtifact(ra *pipelinespec.RuntimeArtifact) Artifact {
 	a := Artifact{Name: ra.GetName(), Type: ra.GetType().GetSchemaTitle(), URI: ra.GetUri()}
 	if md := ra.GetMetadata(); md != nil {
 		a.Metadata = md.AsMap()
-		if d, ok := a.Metadata["digest"].(string); ok {
+		if d, ok := a.Metadata[MetaDigest].(string); ok {
 			a.Digest = d
-			delete(a.Metadata, "digest")
+			delete(a.Metadata, MetaDigest)
 		}
-		if s, ok := a.Metadata["size"].(float64); ok && s >= 0 {
+		if s, ok := a.Metadata[MetaSize].(float64); ok && s >= 0 {
 			a.Size = int64(s)
-			delete(a.Metadata, "size")
+			delete(a.Metadata, MetaSize)
 		}
 		if len(a.Metadata) == 0 {
 			a.Metadata = nil

@@ -15,6 +15,7 @@ import (
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/launch"
+	"github.com/pipefn/pipefn/shared/lineage"
 	"github.com/pipefn/pipefn/shared/local"
 )
 
@@ -31,7 +32,8 @@ type LocalBackend struct {
 	Parallelism int
 	// WorkDir holds task working directories (default: a temporary directory).
 	WorkDir string
-	// Cache, when set, is the step cache the executor consults for tasks with caching on.
+	// Cache, when set, is the step cache consulted for tasks with caching on (runs that
+	// did not turn it off, tasks whose IR enables it).
 	Cache StepCache
 
 	mu      sync.Mutex
@@ -42,10 +44,11 @@ type LocalBackend struct {
 	wg   sync.WaitGroup
 }
 
-// StepCache is the step cache as the local backend uses it.
+// StepCache finds the outputs of an earlier successful execution with the same cache key;
+// cachedFrom names that execution. Entries are not written here: every finished task's
+// lineage record carries its key, and the lineage store is the cache.
 type StepCache interface {
-	Lookup(ctx context.Context, team string, req local.CacheRequest) (launch.Outputs, string, bool, error)
-	Store(ctx context.Context, team string, req local.CacheRequest, out launch.Outputs) error
+	Lookup(ctx context.Context, team, key string) (out launch.Outputs, cachedFrom string, ok bool, err error)
 }
 
 type localRun struct {
@@ -126,6 +129,7 @@ func (b *LocalBackend) execute(ctx context.Context, job Job, prev map[string]lau
 	// run is never seen ended while some of its tasks still show an earlier state (events
 	// may be handled out of order).
 	latest := map[string]api.TaskDetail{}
+	metas := map[string]*taskMeta{}
 	var mu sync.Mutex
 	workDir := b.WorkDir
 	if workDir != "" {
@@ -151,27 +155,45 @@ func (b *LocalBackend) execute(ctx context.Context, job Job, prev map[string]lau
 			if u.State == local.StateSucceeded || u.State == local.StateCached {
 				succeeded[u.TaskID] = u.Outputs
 			}
+			meta := metas[u.TaskID]
+			if meta != nil && meta.cachedFrom != "" {
+				td.CachedFrom = meta.cachedFrom
+			}
 			latest[u.TaskID] = td
 			mu.Unlock()
-			b.report(team, job, u, td)
+			b.report(team, job, u, td, meta)
 		},
 	}
-	if job.Caching || len(prev) > 0 {
-		opts.CacheLookup = func(ctx context.Context, req local.CacheRequest) (launch.Outputs, bool, error) {
-			if out, ok := prev[req.TaskID]; ok {
-				return out, true, nil
-			}
-			if b.Cache == nil || !job.Caching || !req.Config.CacheEnabled {
-				return launch.Outputs{}, false, nil
-			}
-			out, _, ok, err := b.Cache.Lookup(ctx, team, req)
-			return out, ok, err
+	// CacheLookup is asked before every container and importer task: it notes the task's
+	// config and cache key (for its lineage record), reuses what an earlier attempt of
+	// this run produced (a retry re-runs only what did not succeed), then asks the cache.
+	opts.CacheLookup = func(ctx context.Context, req local.CacheRequest) (launch.Outputs, bool, error) {
+		key, err := cacheKey(req)
+		if err != nil {
+			log.Warn("no cache key", "task", req.TaskID, "err", err)
 		}
-	}
-	if b.Cache != nil && job.Caching {
-		opts.CacheStore = func(ctx context.Context, req local.CacheRequest, out launch.Outputs) error {
-			return b.Cache.Store(ctx, team, req, out)
+		meta := &taskMeta{config: req.Config, cacheKey: key}
+		mu.Lock()
+		metas[req.TaskID] = meta
+		mu.Unlock()
+		if out, ok := prev[req.TaskID]; ok {
+			return out, true, nil
 		}
+		if b.Cache == nil || !job.Caching || !req.Config.CacheEnabled || key == "" {
+			return launch.Outputs{}, false, nil
+		}
+		out, from, ok, err := b.Cache.Lookup(ctx, team, key)
+		if err != nil || !ok {
+			// A cache that cannot answer must not fail the task: run it.
+			if err != nil {
+				log.Warn("step cache lookup", "task", req.TaskID, "err", err)
+			}
+			return launch.Outputs{}, false, nil
+		}
+		mu.Lock()
+		meta.cachedFrom = from
+		mu.Unlock()
+		return out, true, nil
 	}
 	_ = b.status(context.Background(), team, runID, job.Attempt, api.StateRunning, nil, "")
 	state, err := local.Run(ctx, job.Pipeline, opts)
@@ -208,7 +230,7 @@ func (b *LocalBackend) execute(ctx context.Context, job Job, prev map[string]lau
 
 // report turns one task update into a run.status event (and a task.finished event when
 // the task reached a final state).
-func (b *LocalBackend) report(team string, job Job, u local.TaskUpdate, td api.TaskDetail) {
+func (b *LocalBackend) report(team string, job Job, u local.TaskUpdate, td api.TaskDetail, meta *taskMeta) {
 	ctx := context.Background()
 	if err := b.status(ctx, team, job.Run.RunID, job.Attempt, api.StateRunning, []api.TaskDetail{td}, ""); err != nil {
 		b.Log.Error("report task state", "run", job.Run.RunID, "task", u.TaskID, "err", err)
@@ -223,6 +245,10 @@ func (b *LocalBackend) report(team string, job Job, u local.TaskUpdate, td api.T
 		return
 	}
 	tf := events.TaskFinished{RunID: job.Run.RunID, Team: team, Attempt: job.Attempt, Task: td}
+	if meta != nil {
+		tf.CacheKey = meta.cacheKey
+		tf.Lineage = lineageRecord(job, u, td, meta)
+	}
 	e, err := events.NewTaskFinished(b.Source, b.now(), tf)
 	if err == nil {
 		err = b.Send.Send(ctx, e)
@@ -393,4 +419,26 @@ func safe(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// lineageRecord is the full lineage of a finished container or importer task.
+func lineageRecord(job Job, u local.TaskUpdate, td api.TaskDetail, meta *taskMeta) *lineage.TaskFinished {
+	e := lineage.Execution{
+		RunID: job.Run.RunID, TaskID: u.TaskID, TaskName: u.Name, State: u.State,
+		Start: u.Start, End: u.End, CacheKey: meta.cacheKey, CachedFrom: meta.cachedFrom,
+		Parameters: td.InputParameters, OutputParameters: td.OutputParameters, Error: u.Error,
+	}
+	if c := meta.config.Container; c != nil {
+		e.Image = c.Image
+		e.Command = append(append([]string{}, c.Command...), c.Args...)
+	}
+	if comp, err := meta.config.ComponentSpec(); err == nil && comp != nil {
+		e.Component = comp.GetExecutorLabel()
+	}
+	return &lineage.TaskFinished{
+		Pipeline:  job.Pipeline.Spec.GetPipelineInfo().GetName(),
+		Execution: e,
+		Inputs:    lineage.FromRuntimeArtifacts(u.Inputs.Artifacts),
+		Outputs:   lineage.FromRuntimeArtifacts(u.Outputs.Artifacts),
+	}
 }
