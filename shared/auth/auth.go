@@ -97,6 +97,9 @@ type Authenticator struct {
 	// AdminPaths are the path prefixes whose every method needs admin (default: the
 	// trigger and token management routes).
 	AdminPaths []string
+	// Only, when set, is the one team this install serves: a valid credential of another
+	// team is refused as unknown (a team's install lives in its own namespace).
+	Only string
 	// off, when set, is the team of every request, unauthenticated.
 	off string
 	Log *slog.Logger
@@ -143,6 +146,9 @@ func (a *Authenticator) Authorize(r *http.Request, need Role) (Principal, error)
 	p, err := a.Authenticate(r)
 	if err != nil {
 		return Principal{}, err
+	}
+	if a.Only != "" && p.Team != a.Only {
+		return Principal{}, api.Errorf(api.KindUnauthenticated, "the credential is not valid for this install")
 	}
 	if p.Role < need {
 		return Principal{}, api.Errorf(api.KindPermissionDenied, "%s %s needs role %s; the caller's role in team %s is %s",
@@ -240,4 +246,49 @@ func Issue(ctx context.Context, s TokenIssuer, team string, role Role, name stri
 		return "", state.Token{}, err
 	}
 	return token, t, nil
+}
+
+// FromEnv builds a function's authenticator from its environment: PIPEFN_AUTH=off (the
+// default: every request is team) or tokens (API tokens from the store, restricted to
+// team); with tokens, PIPEFN_OIDC_ISSUER additionally accepts ID tokens, with
+// PIPEFN_OIDC_AUDIENCE, PIPEFN_OIDC_CLAIM and PIPEFN_OIDC_TEAMS ("claim=team:role,...").
+func FromEnv(getenv func(string) string, team string, tokens TokenStore) (*Authenticator, error) {
+	switch mode := getenv("PIPEFN_AUTH"); mode {
+	case "", "off":
+		return Off(team), nil
+	case "tokens":
+	default:
+		return nil, fmt.Errorf("PIPEFN_AUTH=%q: want off or tokens", mode)
+	}
+	a := &Authenticator{Tokens: FromStore(tokens), Only: team}
+	if iss := getenv("PIPEFN_OIDC_ISSUER"); iss != "" {
+		teams, err := ParseGrants(getenv("PIPEFN_OIDC_TEAMS"))
+		if err != nil {
+			return nil, fmt.Errorf("PIPEFN_OIDC_TEAMS: %w", err)
+		}
+		a.OIDC = &OIDC{Issuer: iss, Audience: getenv("PIPEFN_OIDC_AUDIENCE"), Claim: getenv("PIPEFN_OIDC_CLAIM"), Teams: teams}
+	}
+	return a, nil
+}
+
+// ParseGrants reads "claim=team:role,..." (e.g. "ml-eng=ml:editor,ml-admins=ml:admin").
+func ParseGrants(s string) (map[string]Grant, error) {
+	out := map[string]Grant{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		claim, rest, ok1 := strings.Cut(item, "=")
+		team, roleName, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 || claim == "" || team == "" {
+			return nil, fmt.Errorf("%q: want claim=team:role", item)
+		}
+		role, err := ParseRole(roleName)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", item, err)
+		}
+		out[claim] = Grant{Team: team, Role: role}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"github.com/google/go-cmp/cmp"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -105,5 +106,47 @@ func TestParseRole(t *testing.T) {
 	}
 	if _, err := ParseRole("root"); api.KindOf(err) != api.KindInvalid {
 		t.Errorf("ParseRole(root) = %v", err)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	a, err := FromEnv(env(nil), "red", nil)
+	if err != nil || a.Enabled() {
+		t.Fatalf("default: %+v, %v", a, err)
+	}
+	a, err = FromEnv(env(map[string]string{"PIPEFN_AUTH": "tokens", "PIPEFN_OIDC_ISSUER": "https://dex.example",
+		"PIPEFN_OIDC_TEAMS": "ml-eng=red:editor, ops=red:admin"}), "red", nil)
+	if err != nil || !a.Enabled() || a.Only != "red" || a.OIDC == nil {
+		t.Fatalf("tokens+oidc: %+v, %v", a, err)
+	}
+	if diff := cmp.Diff(map[string]Grant{"ml-eng": {"red", RoleEditor}, "ops": {"red", RoleAdmin}}, a.OIDC.Teams); diff != "" {
+		t.Errorf("grants (-want +got):\n%s", diff)
+	}
+	for _, bad := range []map[string]string{
+		{"PIPEFN_AUTH": "magic"},
+		{"PIPEFN_AUTH": "tokens", "PIPEFN_OIDC_ISSUER": "x", "PIPEFN_OIDC_TEAMS": "a=b"},
+		{"PIPEFN_AUTH": "tokens", "PIPEFN_OIDC_ISSUER": "x", "PIPEFN_OIDC_TEAMS": "a=b:root"},
+	} {
+		if _, err := FromEnv(env(bad), "red", nil); err == nil {
+			t.Errorf("FromEnv(%v) accepted", bad)
+		}
+	}
+}
+
+func TestOnly(t *testing.T) {
+	ctx := context.Background()
+	st := state.New(redistest.Start(t), nil)
+	st.CreateTeam(ctx, "red")
+	st.CreateTeam(ctx, "blue")
+	blue, _, err := Issue(ctx, st, "blue", RoleAdmin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Authenticator{Tokens: FromStore(st), Only: "red"}
+	r := httptest.NewRequest("GET", "/apis/v2beta1/runs", nil)
+	r.Header.Set("Authorization", "Bearer "+blue)
+	if _, err := a.TeamOf(r); api.KindOf(err) != api.KindUnauthenticated {
+		t.Errorf("blue's token on red's install: %v", err)
 	}
 }

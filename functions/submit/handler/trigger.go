@@ -75,6 +75,14 @@ func (t *Triggers) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/{id}", t.team(t.get))
 	mux.HandleFunc("DELETE "+p+"/{id}", t.team(t.delete))
 	mux.HandleFunc("POST /hooks/{team}/{id}", t.hook)
+	if t.Team != "" {
+		// A single-team install receives bound CloudEvents from its namespace's Broker
+		// here. A multi-team server (pipefn up with authentication) routes them through
+		// its own bus instead, where the sender's token has set the team.
+		r := events.NewRouter(t.Log)
+		r.HandlePrefix("", t.Event)
+		mux.Handle("POST /bindings", events.HTTPHandler(r))
+	}
 }
 
 // Wait blocks until every submission started by a webhook has finished, or ctx ends (a
