@@ -2,10 +2,11 @@ package auth
 
 import (
 	"context"
-	"github.com/google/go-cmp/cmp"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/redistest"
