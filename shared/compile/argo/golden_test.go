@@ -55,6 +55,9 @@ func testOptions(p *ir.Pipeline) compile.Options {
 			params[name] = structpb.NewStringValue("value")
 		}
 	}
+	for name := range p.Spec.GetRoot().GetInputDefinitions().GetArtifacts() {
+		params[name] = structpb.NewStringValue("s3://bucket/inputs/" + name)
+	}
 	return compile.Options{
 		RunID:             "Run-0001",
 		Team:              "team-a",
