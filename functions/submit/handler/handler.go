@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/pipefn/pipefn/shared/api"
@@ -53,9 +54,15 @@ type Handler struct {
 	Backends []string
 	// MaxUpload bounds an uploaded IR file (default 32 MiB).
 	MaxUpload int64
-	Source    string
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Team, when set, is the one team this install serves (webhooks and bound CloudEvents
+	// of other teams are refused); empty for a multi-team server.
+	Team   string
+	Source string
+	Now    func() time.Time
+	Log    *slog.Logger
+
+	triggersOnce sync.Once
+	triggers     *Triggers
 }
 
 // Routes mounts the REST writes on mux. Reads of pipelines, versions and experiments are
@@ -82,6 +89,21 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 
 	mux.HandleFunc("POST "+p+"/runs", h.team(h.createRun))
 	mux.HandleFunc("POST "+p+"/runs/{action}", h.team(h.runAction))
+
+	if t := h.Triggers(); t != nil {
+		t.Routes(mux)
+	}
+}
+
+// Triggers returns the webhooks, chat-ops and CloudEvent bindings over this handler, or
+// nil when the store keeps no triggers. It is built once.
+func (h *Handler) Triggers() *Triggers {
+	h.triggersOnce.Do(func() {
+		if ts, ok := h.Store.(TriggerStore); ok {
+			h.triggers = &Triggers{Submit: h, Store: ts, TeamOf: h.TeamOf, Team: h.Team, Now: h.Now, Log: h.Log}
+		}
+	})
+	return h.triggers
 }
 
 type teamHandler func(w http.ResponseWriter, r *http.Request, team string) error

@@ -75,12 +75,12 @@ func newTriggerEnv(t testing.TB) *triggerEnv {
 	t.Cleanup(chatSrv.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &Handler{Store: st, Events: env.sent, TeamOf: func(*http.Request) (string, error) { return team, nil },
-		DefaultBackend: "local", Backends: []string{"local"}, Source: "test/submit", Log: log}
-	env.tr = &Triggers{Submit: h, Store: st, TeamOf: h.TeamOf, Team: team, MaxBody: 64 << 10, Log: log,
-		AllowResponseURL: func(u string) bool { return strings.HasPrefix(u, chatSrv.URL) }}
+		DefaultBackend: "local", Backends: []string{"local"}, Source: "test/submit", Log: log, Team: team}
+	env.tr = h.Triggers()
+	env.tr.MaxBody = 64 << 10
+	env.tr.AllowResponseURL = func(u string) bool { return strings.HasPrefix(u, chatSrv.URL) }
 	mux := http.NewServeMux()
-	h.Routes(mux)
-	env.tr.Routes(mux)
+	h.Routes(mux) // mounts the triggers too
 	env.srv = httptest.NewServer(mux)
 	t.Cleanup(env.srv.Close)
 	return env
