@@ -48,9 +48,12 @@ type Handler struct {
 	// ResubmitAfter is how long a run may stay PENDING before the resync announces it
 	// again (its first announcement may have been lost). Default 30s.
 	ResubmitAfter time.Duration
-	Source        string
-	Now           func() time.Time
-	Log           *slog.Logger
+	// Observers read the live state of cluster backends' runs by backend name ("tekton",
+	// "argo"); the tick's resync applies what they see. Nil: no cluster.
+	Observers map[string]Observer
+	Source    string
+	Now       func() time.Time
+	Log       *slog.Logger
 }
 
 // Register mounts the event handlers on r.
@@ -58,6 +61,9 @@ func (h *Handler) Register(r *events.Router) {
 	r.Handle(events.TypeRunStatus, h.RunStatus)
 	r.Handle(events.TypeRunDispatched, h.RunDispatched)
 	r.Handle(events.TypePing, h.Tick)
+	r.HandlePrefix(events.TektonPipelineRunPrefix, h.TektonEvent)
+	r.HandlePrefix(events.TektonTaskRunPrefix, h.TektonEvent)
+	r.HandlePrefix(APIServerResourcePrefix, h.APIServerEvent)
 }
 
 // RunStatus applies a backend's report: every task first, then the run's state. Both
@@ -148,6 +154,8 @@ func (h *Handler) Tick(ctx context.Context, e cloudevents.Event) (*cloudevents.E
 			if err != nil {
 				return nil, err
 			}
+			// Cluster runs: read their live objects, so a lost or reordered event heals.
+			h.resync(ctx, team, runs, now)
 			for _, r := range runs {
 				if r.State != api.StatePending || now.Sub(lastChange(r)) < after {
 					continue
