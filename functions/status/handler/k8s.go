@@ -1,0 +1,163 @@
+package handler
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/k8s"
+)
+
+// Observer reads the live state of one backend's runs: what the resync on each tick
+// compares the store with, so that a lost or reordered event never leaves a run stuck.
+type Observer interface {
+	// Observe returns the status of each run whose backend object exists, by run id.
+	Observe(ctx context.Context, team string, runs []api.Run) (map[string]events.RunStatus, error)
+}
+
+// KubeObserver observes a Tekton or Argo backend through shared/k8s, and prunes the
+// team's finished objects at most every PruneEvery (default 10 minutes).
+type KubeObserver struct {
+	Client     *k8s.Client
+	Backend    string
+	PruneEvery time.Duration
+	Log        func(msg string, args ...any)
+
+	mu        sync.Mutex
+	lastPrune map[string]time.Time
+}
+
+// KubeObservers returns observers for both cluster backends over one client.
+func KubeObservers(c *k8s.Client) map[string]Observer {
+	return map[string]Observer{
+		k8s.BackendTekton: &KubeObserver{Client: c, Backend: k8s.BackendTekton},
+		k8s.BackendArgo:   &KubeObserver{Client: c, Backend: k8s.BackendArgo},
+	}
+}
+
+// Observe reads the runs' objects in the team's namespace.
+func (o *KubeObserver) Observe(ctx context.Context, team string, runs []api.Run) (map[string]events.RunStatus, error) {
+	o.prune(ctx, team)
+	return o.Client.Observe(ctx, o.Backend, team, runs)
+}
+
+func (o *KubeObserver) prune(ctx context.Context, team string) {
+	every := o.PruneEvery
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	o.mu.Lock()
+	if o.lastPrune == nil {
+		o.lastPrune = map[string]time.Time{}
+	}
+	due := time.Since(o.lastPrune[team]) >= every
+	if due {
+		o.lastPrune[team] = time.Now()
+	}
+	o.mu.Unlock()
+	if !due {
+		return
+	}
+	n, err := o.Client.Prune(ctx, o.Backend, team)
+	if o.Log != nil && (err != nil || n > 0) {
+		o.Log("pruned finished objects", "backend", o.Backend, "team", team, "deleted", n, "err", err)
+	}
+}
+
+// resync reads the live object of every run of the page that a cluster backend runs, and
+// applies what it finds exactly as a status event. A run that is CANCELING but has no
+// object (it was never created, or was pruned) can end only one way: CANCELED. Errors
+// are logged, not returned: one unreachable cluster must not stop the tick for the rest.
+func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now time.Time) {
+	if len(h.Observers) == 0 {
+		return
+	}
+	by := map[string][]api.Run{}
+	for _, r := range runs {
+		if _, ok := h.Observers[r.Backend]; ok {
+			by[r.Backend] = append(by[r.Backend], r)
+		}
+	}
+	for backend, rs := range by {
+		sts, err := h.Observers[backend].Observe(ctx, team, rs)
+		if err != nil {
+			h.log().ErrorContext(ctx, "resync: observe backend", "backend", backend, "team", team, "err", err)
+			continue
+		}
+		for _, r := range rs {
+			st, ok := sts[r.RunID]
+			if !ok {
+				if r.State != api.StateCanceling {
+					continue
+				}
+				st = events.RunStatus{RunID: r.RunID, Team: team, Attempt: r.Attempt, State: api.StateCanceled, Error: "terminated before its " + backend + " object existed"}
+			}
+			if err := h.applyStatus(ctx, st, now); err != nil {
+				h.log().ErrorContext(ctx, "resync: apply status", "run", r.RunID, "team", team, "err", err)
+			}
+		}
+	}
+}
+
+// applyStatus runs a backend's report through RunStatus, the one path every report
+// takes: stale attempts dropped, tasks first, states forward only.
+func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.Time) error {
+	if at.IsZero() {
+		at = h.now()
+	}
+	e, err := events.NewRunStatus(h.Source, at, st)
+	if err != nil {
+		return events.Permanent(err)
+	}
+	_, err = h.RunStatus(ctx, e)
+	return err
+}
+
+// applyBackendEvent applies a status decoded from an engine's event.
+func (h *Handler) applyBackendEvent(ctx context.Context, e cloudevents.Event, st events.RunStatus, ok bool, err error) (*cloudevents.Event, error) {
+	if err != nil {
+		return nil, events.Permanent(err)
+	}
+	if !ok || st.RunID == "" || st.Team == "" {
+		return nil, nil
+	}
+	at := e.Time()
+	if err := h.applyStatus(ctx, st, at); err != nil {
+		if api.KindOf(err) == api.KindNotFound {
+			// A run deleted from the store, or an object in another install's namespace.
+			return nil, events.Permanent(err)
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+// RunLogs reads task logs from where the run's backend keeps them: the pod of a cluster
+// run, the local executor's files otherwise.
+type RunLogs struct {
+	Runs interface {
+		GetRun(ctx context.Context, team, runID string) (api.Run, error)
+	}
+	Local Logs
+	Kube  *k8s.Client
+}
+
+// Open opens the log of a run's task.
+func (l *RunLogs) Open(ctx context.Context, team, runID, taskID string) (io.ReadCloser, error) {
+	run, err := l.Runs.GetRun(ctx, team, runID)
+	if err != nil {
+		return nil, err
+	}
+	if (run.Backend == k8s.BackendTekton || run.Backend == k8s.BackendArgo) && l.Kube != nil {
+		return l.Kube.TaskLogs(ctx, run.Backend, team, run, taskID)
+	}
+	if l.Local == nil {
+		return nil, api.Errorf(api.KindNotFound, "no log for task %q of run %q", taskID, runID)
+	}
+	return l.Local.Open(ctx, team, runID, taskID)
+}
