@@ -659,3 +659,36 @@ func TestWorkspace(t *testing.T) {
 		t.Error("no launcher task")
 	}
 }
+
+// TestMissingOptionalKubernetesInputs: a kfp-kubernetes setting whose value
+// comes from an optional pipeline input left unset is left out, as in KFP.
+func TestMissingOptionalKubernetesInputs(t *testing.T) {
+	const file = "kfp__test_data__sdk_compiled_pipelines__valid__critical__missing_kubernetes_optional_inputs.yaml"
+	wf := compileCorpus(t, file)
+	tm := template_(t, wf, "log-message")
+	if diff := cmp.Diff([]apiv1.Volume{{Name: binVolume, VolumeSource: apiv1.VolumeSource{EmptyDir: &apiv1.EmptyDirVolumeSource{}}}}, tm.Volumes); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	if tm.Container.Env != nil || tm.Affinity != nil || tm.NodeSelector != nil || tm.Tolerations != nil || tm.PodSpecPatch != "" {
+		t.Errorf("settings from unset inputs were kept: env=%v affinity=%v nodeSelector=%v tolerations=%v patch=%q",
+			tm.Container.Env, tm.Affinity, tm.NodeSelector, tm.Tolerations, tm.PodSpecPatch)
+	}
+	// Bound, the same inputs take effect.
+	p := loadCorpus(t, file)
+	opts := testOptions(p)
+	opts.Params["optional_secret_name"] = structpb.NewStringValue("s1")
+	wf, err := Compile(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm = template_(t, wf, "log-message")
+	var secret *apiv1.SecretVolumeSource
+	for _, v := range tm.Volumes {
+		if v.Secret != nil {
+			secret = v.Secret
+		}
+	}
+	if secret == nil || !strings.HasPrefix(secret.SecretName, "{{inputs.parameters.k-") {
+		t.Errorf("bound secret name does not reach the volume: %+v", tm.Volumes)
+	}
+}

@@ -2,6 +2,7 @@ package argo
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -18,6 +19,10 @@ import (
 	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
 )
+
+// errAbsent marks a kfp-kubernetes setting whose value comes from an
+// optional input that has no value in this run; the setting is left out.
+var errAbsent = errors.New("the input has no value, the setting is left out")
 
 // executorConfig returns the kfp-kubernetes settings of an executor.
 func (c *compiler) executorConfig(label string) *ir.KubernetesExecutorConfig {
@@ -141,8 +146,12 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 				v = "{{inputs.parameters." + launch.ParamResult(ref.ComponentInputParameter) + "}}"
 			case ti.params[ref.ComponentInputParameter] != "":
 				v = ti.params[ref.ComponentInputParameter]
+			case s.comp.GetInputDefinitions().GetParameters()[ref.ComponentInputParameter] != nil:
+				// A declared input without a value (optional, no default):
+				// KFP leaves the setting out, and so do we.
+				return "", false, fmt.Errorf("argo: %s: input %q: %w", path, ref.ComponentInputParameter, errAbsent)
 			default:
-				return "", false, fmt.Errorf("argo: %s: refers to input %q, which has no value here", path, ref.ComponentInputParameter)
+				return "", false, fmt.Errorf("argo: %s: refers to input %q, which the enclosing pipeline does not declare", path, ref.ComponentInputParameter)
 			}
 			name := "k-" + strconv.Itoa(extra)
 			extra++
@@ -166,6 +175,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, m := range k.PvcMount {
 		path := fmt.Sprintf("%s.pvcMount[%d]", where, i)
 		name, _, err := value(path, m.NameRef(), "")
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -176,6 +188,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, s := range k.SecretAsVolume {
 		path := fmt.Sprintf("%s.secretAsVolume[%d]", where, i)
 		name, _, err := value(path, s.SecretNameParameter, s.SecretName)
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -186,6 +201,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, s := range k.ConfigMapAsVolume {
 		path := fmt.Sprintf("%s.configMapAsVolume[%d]", where, i)
 		name, _, err := value(path, s.ConfigMapNameParameter, s.ConfigMapName)
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -196,6 +214,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, s := range k.SecretAsEnv {
 		path := fmt.Sprintf("%s.secretAsEnv[%d]", where, i)
 		name, _, err := value(path, s.SecretNameParameter, s.SecretName)
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -207,6 +228,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, s := range k.ConfigMapAsEnv {
 		path := fmt.Sprintf("%s.configMapAsEnv[%d]", where, i)
 		name, _, err := value(path, s.ConfigMapNameParameter, s.ConfigMapName)
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -221,10 +245,12 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	if ns := k.NodeSelector; ns != nil {
 		if ns.NodeSelectorJSON != nil {
 			v, dyn, err := value(where+".nodeSelector.nodeSelectorJson", ns.NodeSelectorJSON, "")
-			if err != nil {
+			if err != nil && !errors.Is(err, errAbsent) {
 				return err
 			}
-			if dyn {
+			if errors.Is(err, errAbsent) {
+				// no node selector
+			} else if dyn {
 				patch.setRaw("nodeSelector", v)
 			} else if err := json.Unmarshal([]byte(v), &tmpl.NodeSelector); err != nil {
 				return fmt.Errorf("argo: %s.nodeSelector.nodeSelectorJson: %v", where, err)
@@ -248,6 +274,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	}
 	for i, s := range k.ImagePullSecret {
 		name, _, err := value(fmt.Sprintf("%s.imagePullSecret[%d]", where, i), s.SecretNameParameter, s.SecretName)
+		if errors.Is(err, errAbsent) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -270,6 +299,9 @@ func (c *compiler) kubernetes(s *scope, label string, ti *taskInputs, tmpl *wfv1
 	for i, t := range k.Tolerations {
 		if t.TolerationJSON != nil {
 			v, dyn, err := value(fmt.Sprintf("%s.tolerations[%d].tolerationJson", where, i), t.TolerationJSON, "")
+			if errors.Is(err, errAbsent) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -425,6 +457,9 @@ func affinity(where string, k *ir.KubernetesExecutorConfig, value valueFunc, pat
 	for i, t := range k.NodeAffinity {
 		if t.NodeAffinityJSON != nil {
 			v, dyn, err := value(fmt.Sprintf("%s.nodeAffinity[%d].nodeAffinityJson", where, i), t.NodeAffinityJSON, "")
+			if errors.Is(err, errAbsent) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
