@@ -34,10 +34,11 @@
 //
 // A ParallelFor becomes a Tekton matrix. Each task of the loop body (at any
 // flattening depth) is matrixed over one string parameter, pf-iteration,
-// whose values are compact JSON {"index":[i..],"items":[x..],"pos":[p..]}
-// with one entry per loop level from the outermost: so each TaskRun knows
-// its iteration indices (for its task id and artifact paths), its items, and
-// where its iteration sits in each level's list (see iterationValue).
+// whose values are compact JSON {"index":i,"item":x} (launch.Iteration);
+// nested loops add "path", "items" and "pos" with one entry per level from
+// the outermost: so each TaskRun knows its iteration indices (for its task
+// id and artifact paths), its items, and where its iteration sits in each
+// level's list (see iterationValue).
 // Static item lists are written inline; a dynamic list (an upstream output
 // or a parameter) first goes through a "<loop>-items" task ("launcher
 // items") that writes the array result "iterations". Tekton cannot nest a
@@ -835,14 +836,18 @@ type itemRef struct {
 	Selector string `json:"selector,omitempty"`
 }
 
-// iterationValue is one matrix value: for each loop level from the
-// outermost, the item's index in its list, the item, and the position of
-// the iteration's prefix in that level's flattened iteration list (the
-// element of a matrixed task's aggregated results that belongs to it).
+// iterationValue is one matrix value. Index and Item are the innermost
+// level's (all a single loop needs: launch.Iteration). Nested loops add,
+// for each level from the outermost, the index path, the items, and the
+// position of the iteration's prefix in that level's flattened iteration
+// list (the element of a matrixed task's aggregated results that belongs
+// to it).
 type iterationValue struct {
-	Index []int `json:"index"`
-	Items []any `json:"items"`
-	Pos   []int `json:"pos"`
+	Index int   `json:"index"`
+	Item  any   `json:"item"`
+	Path  []int `json:"path,omitempty"`
+	Items []any `json:"items,omitempty"`
+	Pos   []int `json:"pos,omitempty"`
 }
 
 // staticIterations expands the product of levels at compile time when all
@@ -859,7 +864,8 @@ func staticIterations(levels []levelSpec) ([]string, bool) {
 		for _, prefix := range iters {
 			for i, item := range l.Raw {
 				next = append(next, iterationValue{
-					Index: append(append([]int(nil), prefix.Index...), i),
+					Index: i, Item: item,
+					Path:  append(append([]int(nil), prefix.Path...), i),
 					Items: append(append([]any(nil), prefix.Items...), item),
 					Pos:   append(append([]int(nil), prefix.Pos...), len(next)),
 				})
@@ -869,6 +875,9 @@ func staticIterations(levels []levelSpec) ([]string, bool) {
 	}
 	out := make([]string, len(iters))
 	for i, it := range iters {
+		if len(levels) == 1 {
+			it.Path, it.Items, it.Pos = nil, nil, nil
+		}
 		b, _ := json.Marshal(it)
 		out[i] = string(b)
 	}

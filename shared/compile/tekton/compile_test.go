@@ -400,14 +400,14 @@ root:
 	pr := mustCompile(t, p, testOptions())
 	first := task(t, pr, "for-loop-1-first")
 	want := &tektonv1.Matrix{Params: tektonv1.Params{{Name: "pf-iteration",
-		Value: *tektonv1.NewStructuredValues(`{"index":[0],"items":[{"a":"x"}],"pos":[0]}`, `{"index":[1],"items":[{"a":"y"}],"pos":[1]}`)}}}
+		Value: *tektonv1.NewStructuredValues(`{"index":0,"item":{"a":"x"}}`, `{"index":1,"item":{"a":"y"}}`)}}}
 	if diff := cmp.Diff(want, first.Matrix); diff != "" {
 		t.Errorf("matrix (-want +got):\n%s", diff)
 	}
 	var ext extraConfig
 	args := mainArgs(t, first, nil)
 	ext = decodeExtra(t, args)
-	if diff := cmp.Diff(map[string]iterationInput{"msg": {Selector: `parseJson(string_value)["a"]`}}, ext.IterationInputs); diff != "" {
+	if diff := cmp.Diff(map[string]string{"msg": `parseJson(string_value)["a"]`}, ext.IterationInputs); diff != "" {
 		t.Errorf("iteration inputs (-want +got):\n%s", diff)
 	}
 
@@ -509,11 +509,11 @@ root:
 		t.Errorf("items results (-want +got):\n%s", diff)
 	}
 	args := mainArgs(t, items, nil)
-	if args[0] != "items" || !contains(args, "level-0=$(params.p-level-0)") {
+	if args[0] != "items" || !contains(args, "list=$(params.p-list)") {
 		t.Errorf("items args: %v", args)
 	}
-	if diff := cmp.Diff([]levelSpec{{Input: "level-0"}}, decodeExtra(t, args).Levels); diff != "" {
-		t.Errorf("items levels (-want +got):\n%s", diff)
+	if got := decodeExtra(t, args).Levels; got != nil {
+		t.Errorf("a single loop over a list needs no levels, got %v", got)
 	}
 	cond := task(t, pr, "for-loop-1-condition-2-cond")
 	if cond.Matrix == nil {
@@ -697,11 +697,12 @@ root:
 	pr := mustCompile(t, p, testOptions())
 	inner := task(t, pr, "for-loop-1-for-loop-2-inner")
 	vals := inner.Matrix.Params[0].Value.ArrayVal
-	if len(vals) != 6 || vals[5] != `{"index":[1,2],"items":["b","z"],"pos":[1,5]}` {
+	if len(vals) != 6 || vals[5] != `{"index":2,"item":"z","path":[1,2],"items":["b","z"],"pos":[1,5]}` {
 		t.Errorf("product iterations: %v", vals)
 	}
-	if diff := cmp.Diff(map[string]iterationInput{"msg": {Level: 1}}, decodeExtra(t, mainArgs(t, inner, nil)).IterationInputs); diff != "" {
-		t.Errorf("iteration inputs (-want +got):\n%s", diff)
+	ext0 := decodeExtra(t, mainArgs(t, inner, nil))
+	if diff := cmp.Diff(map[string]int{"msg": 1}, ext0.IterationLevels); diff != "" {
+		t.Errorf("iteration levels (-want +got):\n%s", diff)
 	}
 	outer := task(t, pr, "for-loop-1-outer")
 	if n := len(outer.Matrix.Params[0].Value.ArrayVal); n != 2 {
@@ -716,7 +717,7 @@ root:
 	if diff := cmp.Diff(map[string]listInput{"msg": {Iterations: "pf-iterations-msg", ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("nested collected (-want +got):\n%s", diff)
 	}
-	if got := paramMap(collect.Params)["lip-msg"]; !strings.HasPrefix(got, `[{"index":[0,0],`) {
+	if got := paramMap(collect.Params)["lip-msg"]; !strings.HasPrefix(got, `[{"index":0,"item":"x","path":[0,0],`) {
 		t.Errorf("iterations of the nested loop not passed: %q", got)
 	}
 }

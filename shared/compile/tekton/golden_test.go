@@ -62,6 +62,19 @@ func goldenOptions() compile.Options {
 	}
 }
 
+func paramsOf(t *testing.T, in map[string]any) map[string]*structpb.Value {
+	t.Helper()
+	out := map[string]*structpb.Value{}
+	for k, v := range in {
+		sv, err := structpb.NewValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = sv
+	}
+	return out
+}
+
 func loadCorpus(tb testing.TB, name string) *ir.Pipeline {
 	tb.Helper()
 	data, err := os.ReadFile(corpusPath(tb, name))
@@ -80,14 +93,7 @@ func TestGolden(t *testing.T) {
 		t.Run(g.golden, func(t *testing.T) {
 			p := loadCorpus(t, g.file)
 			opts := goldenOptions()
-			opts.Params = map[string]*structpb.Value{}
-			for k, v := range g.params {
-				sv, err := structpb.NewValue(v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				opts.Params[k] = sv
-			}
+			opts.Params = paramsOf(t, g.params)
 			pr, err := Compile(p, opts)
 			if err != nil {
 				t.Fatalf("compile: %v", err)

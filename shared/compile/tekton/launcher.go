@@ -8,18 +8,28 @@ package tekton
 //
 //   - "--extra-b64 B": base64 JSON of extraConfig below (static).
 //   - "--iteration JSON": the loop iteration of a matrixed TaskRun,
-//     {"index":[i,..],"items":[x,..],"pos":[p,..]}, one entry per loop
-//     level from the outermost (see iterationValue). The launcher appends
-//     ".i.j" to the task id and binds extraConfig.IterationInputs.
+//     {"index":i,"item":x} (launch.Iteration), plus "path", "items" and
+//     "pos" in nested loops (see iterationValue). The launcher appends ".i"
+//     (nested: ".i.j") to the task id and binds extraConfig.IterationInputs.
 //   - "--list-param NAME COUNT E1..EN" / "--list-artifact NAME COUNT E1..EN":
 //     the aggregated results of a matrixed task. Tekton hands a matrixed
 //     task's results on only as a whole array expanded into separate
 //     arguments, so the count ($(tasks.T.matrix.length)) comes first.
 //   - the "items" subcommand: "launcher items --config-b64 B --param
-//     level-K=L ... --extra-b64 E --results-dir D" expands extraConfig.Levels
-//     (static lists, --param JSON lists, or lists inside an outer level's
-//     item) into their product and writes it, one iterationValue per
-//     element, as the array result "iterations" a matrix fans out over.
+//     list=L --results-dir D" writes the array result "iterations" (one
+//     {"index","item"} per element of the JSON list L) a matrix fans out
+//     over. For nested loops and loops over artifacts it instead gets
+//     extraConfig.Levels (static lists, --param level-K JSON lists,
+//     --artifact/--list-artifact artifacts-K URIs, or lists inside an outer
+//     level's item) and writes their product, one iterationValue each.
+//
+// Implemented in shared/launch so far: --extra-b64 with IterationInputs,
+// ListInputs (PerIteration, ElementType), Guards, Selectors; --iteration
+// {"index","item"}; --list-param/--list-artifact; "items --param list".
+// Still to implement there: IterationLevels, IterationArtifacts,
+// ListInputs.Level/Iterations, OneOf, Levels and the nested iteration
+// fields (the launcher rejects unknown --extra-b64 fields, so a pipeline
+// needing them fails loudly at run time rather than misbehaving).
 
 import (
 	"encoding/base64"
@@ -33,9 +43,16 @@ import (
 
 // extraConfig is the static part of the extension arguments.
 type extraConfig struct {
-	// IterationInputs maps an input bound to a loop item to the loop level
-	// (0 = outermost) and the parameterExpressionSelector applied to it.
-	IterationInputs map[string]iterationInput `json:"iterationInputs,omitempty"`
+	// IterationInputs maps an input bound to a loop item to the
+	// parameterExpressionSelector applied to the item ("" = the whole item).
+	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
+	// IterationLevels, in nested loops only, gives the level (0 =
+	// outermost) whose item (iterationValue.Items[level]) an iteration
+	// input takes.
+	IterationLevels map[string]int `json:"iterationLevels,omitempty"`
+	// IterationArtifacts are iteration inputs that are artifacts: the item
+	// is the artifact's URI (ParallelFor over artifacts).
+	IterationArtifacts []string `json:"iterationArtifacts,omitempty"`
 	// Levels (items subcommand only) describe the loop levels to expand.
 	Levels []levelSpec `json:"levels,omitempty"`
 	// ListInputs describes every --list-param / --list-artifact input.
@@ -56,15 +73,8 @@ type extraConfig struct {
 }
 
 func (e extraConfig) empty() bool {
-	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 && len(e.OneOf) == 0 && len(e.Levels) == 0
-}
-
-// iterationInput binds an input to the item of one loop level.
-type iterationInput struct {
-	Level    int    `json:"level"`
-	Selector string `json:"selector,omitempty"`
-	// Artifact: the input is an artifact and the item is its URI.
-	Artifact bool `json:"artifact,omitempty"`
+	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 &&
+		len(e.OneOf) == 0 && len(e.Levels) == 0 && len(e.IterationLevels) == 0 && len(e.IterationArtifacts) == 0
 }
 
 // oneOfCandidate is one branch of a dsl.OneOf.
@@ -76,8 +86,8 @@ type oneOfCandidate struct {
 // listInput tells the launcher what to do with an aggregated result array.
 type listInput struct {
 	// PerIteration: take element [pos[Level]] of the iteration (see
-	// iterationValue); otherwise collect all elements into one list
-	// (dsl.Collected).
+	// iterationValue; [index] when there is no pos, a single loop);
+	// otherwise collect all elements into one list (dsl.Collected).
 	PerIteration bool `json:"perIteration,omitempty"`
 	Level        int  `json:"level,omitempty"`
 	// Iterations, for a collected output of a nested loop, names the

@@ -105,9 +105,18 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 			return
 		}
 		if b.ext.IterationInputs == nil {
-			b.ext.IterationInputs = map[string]iterationInput{}
+			b.ext.IterationInputs = map[string]string{}
 		}
-		b.ext.IterationInputs[name] = iterationInput{Level: src.loop.depth - 1, Selector: src.selector, Artifact: artifact}
+		b.ext.IterationInputs[name] = src.selector
+		if b.loop.depth > 1 {
+			if b.ext.IterationLevels == nil {
+				b.ext.IterationLevels = map[string]int{}
+			}
+			b.ext.IterationLevels[name] = src.loop.depth - 1
+		}
+		if artifact {
+			b.ext.IterationArtifacts = append(b.ext.IterationArtifacts, name)
+		}
 	case srcResult:
 		ref := "$(tasks." + src.task + ".results." + src.result
 		if src.loop == nil {
@@ -394,13 +403,18 @@ func (c *compiler) itemsTask(s *scope, path []string, lc *loopCtx, runAfter []st
 	name := c.names.name(path, "items")
 	cfg := launch.TaskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot()}
 	b := c.newBinding(where+".parameterIterator", nil, false)
-	for _, in := range sortedKeys(lc.inputs) {
-		b.bind(in, lc.inputs[in], false, pipelinespec.ParameterType_LIST)
+	if len(lc.levels) == 1 && lc.levels[0].Input != "" {
+		// A single loop over a list: the launcher's plain form.
+		b.bind("list", lc.inputs[lc.levels[0].Input], false, pipelinespec.ParameterType_LIST)
+	} else {
+		for _, in := range sortedKeys(lc.inputs) {
+			b.bind(in, lc.inputs[in], false, pipelinespec.ParameterType_LIST)
+		}
+		for _, in := range sortedKeys(lc.artifactInputs) {
+			b.bind(in, lc.artifactInputs[in], true, 0)
+		}
+		b.ext.Levels = lc.levels
 	}
-	for _, in := range sortedKeys(lc.artifactInputs) {
-		b.bind(in, lc.artifactInputs[in], true, 0)
-	}
-	b.ext.Levels = lc.levels
 	// launch builds "run ..."; the items subcommand takes the same flags.
 	base := cfg.Args(b.params, b.artifacts, resultsDir)
 	base[0] = "items"
