@@ -18,18 +18,29 @@ type Mounted struct {
 	OnShutdown func(ctx context.Context) error
 }
 
+// Build mounts a function's routes on mux from its environment.
+type Build func(ctx context.Context, log *slog.Logger, getenv func(string) string, mux *http.ServeMux) (Mounted, error)
+
 // Main is the whole life of a function's process: JSON logs, the root context cancelled
-// by SIGTERM, build, health endpoints, serve on $PORT, drain. build mounts the function's
-// routes on mux.
-func Main(name string, build func(ctx context.Context, log *slog.Logger, getenv func(string) string, mux *http.ServeMux) (Mounted, error)) {
+// by SIGTERM, then Serve. It exits non-zero when the function cannot start or stops
+// with an error.
+func Main(name string, build Build) {
 	log := Logger(os.Getenv).With("fn", name)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	mux := http.NewServeMux()
-	m, err := build(ctx, log, os.Getenv, mux)
-	if err != nil {
-		log.Error("start failed", "err", err)
+	if err := Serve(ctx, log, os.Getenv, build); err != nil {
+		log.Error("stopped", "err", err)
 		os.Exit(1)
+	}
+}
+
+// Serve builds a function and serves it on $PORT with health endpoints until ctx ends,
+// then drains. Tests call it with their own context and environment.
+func Serve(ctx context.Context, log *slog.Logger, getenv func(string) string, build Build) error {
+	mux := http.NewServeMux()
+	m, err := build(ctx, log, getenv, mux)
+	if err != nil {
+		return err
 	}
 	var draining atomic.Bool
 	Health(mux, m.Ready, &draining)
@@ -37,8 +48,5 @@ func Main(name string, build func(ctx context.Context, log *slog.Logger, getenv 
 	if h == nil {
 		h = mux
 	}
-	if err := Run(ctx, h, Config{Addr: Addr(os.Getenv), Log: log, OnShutdown: m.OnShutdown}, &draining, nil); err != nil {
-		log.Error("stopped", "err", err)
-		os.Exit(1)
-	}
+	return Run(ctx, h, Config{Addr: Addr(getenv), Log: log, OnShutdown: m.OnShutdown}, &draining, nil)
 }
