@@ -170,7 +170,7 @@ func run(tb testing.TB, ctx context.Context, what string, actions ...chromedp.Ac
 // js is an action that evaluates expr in the page and ignores its value.
 func js(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool]("(() => { " + expr + "; return true; })()")(ctx, t)
+		_, err := chromedp.Evaluate[bool]("(() => { "+expr+"; return true; })()")(ctx, t)
 		return err
 	})
 }

@@ -81,30 +81,32 @@ export function runGraph(spec, details) {
     kids.get(t.parent).push(t);
   }
   const nodes = [], edges = [], used = new Set();
-  function expand(irParent, prefix, parentNode) {
+  // iter is the loop iteration path of prefix ("2", "2.0"), shown in labels.
+  function expand(irParent, prefix, parentNode, iter) {
     for (const t of kids.get(irParent) || []) {
       const id = prefix ? prefix + '.' + t.name : t.name;
       const d = byId.get(id);
       used.add(id);
-      nodes.push({ id, label: t.label, isDag: t.isDag, state: d ? d.state : 'PENDING', detail: d, task: t });
+      nodes.push({ id, label: iter ? `${t.label} [${iter}]` : t.label, isDag: t.isDag, state: d ? d.state : 'PENDING', detail: d, task: t });
       for (const dep of t.deps) {
         const name = dep.slice(dep.lastIndexOf('.') + 1);
         edges.push([prefix ? prefix + '.' + name : name, id]);
       }
       if (!t.deps.length && parentNode) edges.push([parentNode, id]);
       if (!t.isDag) continue;
-      if (!t.loop) { expand(t.key, id, id); continue; }
+      if (!t.loop) { expand(t.key, id, id, iter); continue; }
       const iters = new Set();
       const re = new RegExp('^' + id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '\\.(\\d+)(\\.|$)');
       for (const tid of byId.keys()) {
         const m = re.exec(tid);
         if (m) { iters.add(Number(m[1])); used.add(id + '.' + m[1]); }
       }
-      if (!iters.size) expand(t.key, id + '.*', id);
-      else for (const n of [...iters].sort((a, b) => a - b)) expand(t.key, id + '.' + n, id);
+      const sub = (n) => (iter ? iter + '.' + n : String(n));
+      if (!iters.size) expand(t.key, id + '.*', id, sub('*'));
+      else for (const n of [...iters].sort((a, b) => a - b)) expand(t.key, id + '.' + n, id, sub(n));
     }
   }
-  expand('', '', '');
+  expand('', '', '', '');
   const ids = new Set(nodes.map((n) => n.id));
   for (const d of details || []) {
     if (used.has(d.task_id)) continue;

@@ -117,7 +117,7 @@ function taskSubtitle(n) {
 export async function run(ctx, runID) {
   const { main } = ctx;
   let cur = await api('/runs/' + enc(runID));
-  const spec = await specForRun(cur).catch(() => null);
+  const [spec, pipes, exps] = await Promise.all([specForRun(cur).catch(() => null), nameMap('pipelines'), nameMap('experiments')]);
   let selected = '';
   let graph = null;
   const head = h('div');
@@ -142,8 +142,8 @@ export async function run(ctx, runID) {
       actions,
       h('div', { class: 'panel' }, kv([
         ['Run id', r.run_id],
-        ['Pipeline', ref && ref.pipeline_id ? h('a', { href: '/pipelines/' + enc(ref.pipeline_id) + (ref.pipeline_version_id ? '?version=' + enc(ref.pipeline_version_id) : '') }, ref.pipeline_id) : 'inline spec'],
-        ['Experiment', r.experiment_id ? h('a', { href: '/?experiment_id=' + enc(r.experiment_id) }, r.experiment_id) : ''],
+        ['Pipeline', ref && ref.pipeline_id ? h('a', { href: '/pipelines/' + enc(ref.pipeline_id) + (ref.pipeline_version_id ? '?version=' + enc(ref.pipeline_version_id) : '') }, pipes.get(ref.pipeline_id) || ref.pipeline_id) : 'inline spec'],
+        ['Experiment', r.experiment_id ? h('a', { href: '/?experiment_id=' + enc(r.experiment_id) }, exps.get(r.experiment_id) || r.experiment_id) : ''],
         ['Created', fmtTime(r.created_at)],
         ['Finished', fmtTime(r.finished_at)],
         ['Duration', duration(r.created_at, r.finished_at)],
@@ -178,6 +178,8 @@ export async function run(ctx, runID) {
         onSelect: (n) => { selected = n.id; showTask(); drawGraph(); },
       });
       graphBox.replaceChildren(svg);
+      // Marks when the run's DAG is first on screen (read by the browser benchmark).
+      if (!performance.getEntriesByName('pipefn:dag-drawn').length) performance.mark('pipefn:dag-drawn');
     }
     graph = g;
   }
