@@ -7,7 +7,7 @@ PIPEFN_CACHE ?= $(HOME)/.cache/pipefn
 BIN := $(CURDIR)/bin
 export PATH := $(PIPEFN_CACHE)/bin:$(PATH)
 
-.PHONY: all build run test test-deps deps-redis deps-s3 deps-curl fmt vet bench
+.PHONY: all build run test test-deps deps-redis deps-s3 deps-chromium deps-curl fmt vet bench
 
 all: build
 
@@ -33,7 +33,11 @@ deps-redis:
 deps-s3:
 	@command -v versitygw >/dev/null || ./scripts/install-versitygw.sh
 
-test-deps: deps-redis deps-s3
+# deps-chromium installs Debian's chromium for the web UI's browser tests (tests/browser).
+deps-chromium:
+	@./scripts/install-chromium.sh >/dev/null
+
+test-deps: deps-redis deps-s3 deps-chromium
 
 test: test-deps
 	$(GO) vet ./...
