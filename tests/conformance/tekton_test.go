@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/compile/tekton"
 	"github.com/pipefn/pipefn/shared/ir"
+	"github.com/pipefn/pipefn/shared/launch"
 )
 
 // tektonExpectedErrors are the corpus files the Tekton compiler rejects on
@@ -22,11 +24,16 @@ import (
 // listed here that starts compiling, or that fails differently, fails the
 // test, so the list cannot go stale.
 var tektonExpectedErrors = map[string]struct{ contains, why string }{
-	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_as_exit_task.yaml":                             {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml":        {"downloadToWorkspace", "importer downloadToWorkspace: the launcher importer does not copy into the workspace yet"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_as_exit_task.yaml":                             {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
-	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_string_machine_fields_task_output.yaml":   {"only known at run time", "resources from an upstream task output: Tekton cannot set step resources from results"},
+	"kfp-tekton__sdk__python__test_data__pipelines__pipeline_as_exit_task.yaml":                           {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__critical__pipeline_with_importer_workspace.yaml":      {"downloadToWorkspace", "importer downloadToWorkspace: the launcher importer does not copy into the workspace yet"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_as_exit_task.yaml":                           {"exit task that is itself a pipeline", "a pipeline as exit task: Tekton finally tasks cannot depend on each other"},
+	"kfp__test_data__sdk_compiled_pipelines__valid__pipeline_with_string_machine_fields_task_output.yaml": {"only known at run time", "resources from an upstream task output: Tekton cannot set step resources from results"},
 }
+
+var (
+	tektonArrayRef = regexp.MustCompile(`^\$\(params\.[^)\[]+\[\*\]\)$`)
+	tektonCountRef = regexp.MustCompile(`^\$\(params\.n[^)]*\)$`)
+)
 
 // tektonCorpusDir finds <repo>/../shared/kfp-ir-corpus.
 func tektonCorpusDir(tb testing.TB) string {
@@ -146,6 +153,25 @@ func TestTektonCompilesCorpus(t *testing.T) {
 			for _, flags := range []map[string]string{nil, tekton.RequiredFeatureFlags} {
 				if err := tekton.Validate(context.Background(), pr, flags); err != nil {
 					t.Fatalf("Tekton validation (flags %v): %v", flags, err)
+				}
+			}
+			// Every launcher command line must parse with the launcher's own
+			// parser once Tekton has expanded array parameters.
+			for _, pt := range append(pr.Spec.PipelineSpec.Tasks, pr.Spec.PipelineSpec.Finally...) {
+				steps := pt.TaskSpec.Steps
+				var args []string
+				for _, a := range steps[len(steps)-1].Args {
+					switch {
+					case tektonArrayRef.MatchString(a):
+						args = append(args, "e1", "e2")
+					case tektonCountRef.MatchString(a):
+						args = append(args, "2")
+					default:
+						args = append(args, a)
+					}
+				}
+				if _, err := launch.ParseInvocation(args); err != nil {
+					t.Errorf("task %s: the launcher rejects its arguments: %v", pt.Name, err)
 				}
 			}
 			ok++
