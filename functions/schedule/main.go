@@ -17,6 +17,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/pipefn/pipefn/functions/schedule/handler"
+	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
@@ -39,7 +40,11 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		Log:    log,
 	}
 	if team := getenv("PIPEFN_TEAM"); team != "" {
-		h.Team = func(*http.Request) (string, error) { return team, nil }
+		authn, err := auth.FromEnv(getenv, team, st) // PIPEFN_AUTH=off|tokens, PIPEFN_OIDC_*
+		if err != nil {
+			return serve.Mounted{}, err
+		}
+		h.Team = authn.TeamOf
 		h.Teams = func(context.Context) ([]string, error) { return []string{team}, nil }
 	}
 	h.Routes(mux)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipefn/pipefn/functions/status/handler"
 	"github.com/pipefn/pipefn/functions/status/ui"
+	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
@@ -33,9 +34,13 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 	if err != nil {
 		return serve.Mounted{}, err
 	}
+	authn, err := auth.FromEnv(getenv, team, st) // PIPEFN_AUTH=off|tokens, PIPEFN_OIDC_*
+	if err != nil {
+		return serve.Mounted{}, err
+	}
 	h := &handler.Handler{
 		Store: st, Events: events.NewHTTPSender(sink, nil),
-		TeamOf: func(*http.Request) (string, error) { return team, nil },
+		TeamOf: authn.TeamOf,
 		Source: "pipefn/status", Log: log,
 	}
 	h.Routes(mux)

@@ -14,6 +14,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/pipefn/pipefn/functions/submit/handler"
+	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
@@ -38,10 +39,15 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 	if backend == "" {
 		backend = "tekton"
 	}
+	authn, err := auth.FromEnv(getenv, team, st) // PIPEFN_AUTH=off|tokens, PIPEFN_OIDC_*
+	if err != nil {
+		return serve.Mounted{}, err
+	}
 	h := &handler.Handler{
 		Store: st, Events: events.NewHTTPSender(sink, nil), DefaultBackend: backend,
 		Backends: []string{"tekton", "argo"},
-		TeamOf:   func(*http.Request) (string, error) { return team, nil },
+		TeamOf:   authn.TeamOf,
+		Team:     team,
 		Source:   "pipefn/submit", Log: log,
 	}
 	h.Routes(mux)
