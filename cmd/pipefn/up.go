@@ -36,12 +36,14 @@ address.`,
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			if kubeconfig != "" || (backend != "" && backend != "local") {
-				return fmt.Errorf("--backend %s: dispatch to a cluster is not built into this pipefn yet; use --backend local", backend)
+			switch backend {
+			case "", "local", "tekton", "argo":
+			default:
+				return fmt.Errorf("--backend %q: want local, tekton or argo", backend)
 			}
 			srv, err := allinone.Start(cmd.Context(), allinone.Config{
 				Addr: addr, RedisURL: redisURL, Backend: backend, DataDir: dataDir, Tick: tick, Log: log,
-				CacheMaxAge: cacheMaxAge,
+				CacheMaxAge: cacheMaxAge, Kubeconfig: kubeconfig,
 			})
 			if err != nil {
 				return err
@@ -60,7 +62,7 @@ address.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (PORT in the environment is honoured)")
 	cmd.Flags().StringVar(&redisURL, "redis", os.Getenv("REDIS_URL"), "Redis URL (default: embedded, in memory)")
 	cmd.Flags().StringVar(&backend, "backend", "local", "default backend of runs: local|tekton|argo")
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for the tekton and argo backends")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for the tekton and argo backends (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	cmd.Flags().StringVar(&dataDir, "data", "", "directory for logs and local artifacts (default: a temporary one)")
 	cmd.Flags().DurationVar(&tick, "tick", 5*time.Second, "period of schedule and resync ticks")
 	cmd.Flags().DurationVar(&cacheMaxAge, "cache-max-age", 0, "reuse step-cache entries no older than this (0: any age)")

@@ -1,19 +1,21 @@
 // Command compile is the compile function: it turns dev.pipefn.run.submitted.v1 into the
 // run's backend object and replies dev.pipefn.run.dispatched.v1.
 //
-// Environment: PORT, REDIS_URL, PIPEFN_TEAM, PIPEFN_BACKEND (default tekton),
+// Environment: PORT, REDIS_URL, KUBECONFIG (default: in-cluster), PIPEFN_TEAM, PIPEFN_BACKEND (default tekton),
 // PIPEFN_LAUNCHER_IMAGE, PIPEFN_PIPELINE_ROOT (e.g. s3://bucket/team),
 // K_SERVICE/K_REVISION.
 package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/pipefn/pipefn/functions/compile/handler"
 	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/k8s"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
 )
@@ -30,9 +32,18 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		backend = "tekton"
 	}
 	root := getenv("PIPEFN_PIPELINE_ROOT")
+	// The cluster comes from the usual places: KUBECONFIG, else the pod's service account.
+	rc, err := k8s.LoadConfig(getenv("KUBECONFIG"))
+	if err != nil {
+		return serve.Mounted{}, fmt.Errorf("compile: tekton and argo runs need a cluster: %w", err)
+	}
+	kube, err := k8s.New(rc, k8s.Options{})
+	if err != nil {
+		return serve.Mounted{}, err
+	}
 	h := &handler.Handler{
 		Runs:           st,
-		Backends:       handler.ClusterBackends(getenv("PIPEFN_LAUNCHER_IMAGE"), log),
+		Backends:       handler.KubeBackends(kube, getenv("PIPEFN_LAUNCHER_IMAGE"), log),
 		DefaultBackend: backend,
 		PipelineRoot:   func(team, runID string) string { return root },
 		Source:         "pipefn/compile", Log: log,

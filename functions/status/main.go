@@ -2,12 +2,13 @@
 // states, resyncs active runs on each tick, and serves the reads of runs (get, list, live
 // stream, logs).
 //
-// Environment: PORT, REDIS_URL, K_SINK (the Broker), PIPEFN_TEAM, K_SERVICE/K_REVISION.
+// Environment: PORT, REDIS_URL, KUBECONFIG (default: in-cluster), K_SINK (the Broker), PIPEFN_TEAM, K_SERVICE/K_REVISION.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/pipefn/pipefn/functions/status/ui"
 	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/k8s"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
 )
@@ -43,6 +45,18 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		TeamOf: authn.TeamOf,
 		Source: "pipefn/status", Log: log,
 	}
+	// Cluster runs are observed on each tick and their logs read from their pods; the
+	// cluster comes from KUBECONFIG or the pod's service account.
+	rc, err := k8s.LoadConfig(getenv("KUBECONFIG"))
+	if err != nil {
+		return serve.Mounted{}, fmt.Errorf("status: %w", err)
+	}
+	kube, err := k8s.New(rc, k8s.Options{})
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	h.Observers = handler.KubeObservers(kube)
+	h.Logs = &handler.RunLogs{Runs: st, Kube: kube}
 	h.Routes(mux)
 	// The web UI; its pages call the REST API, which in a cluster the other functions
 	// serve behind the same host.

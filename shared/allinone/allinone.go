@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +29,7 @@ import (
 	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/k8s"
 	"github.com/pipefn/pipefn/shared/rest"
 	"github.com/pipefn/pipefn/shared/serve"
 	"github.com/pipefn/pipefn/shared/state"
@@ -48,6 +50,9 @@ type Config struct {
 	Tick time.Duration
 	// CacheMaxAge bounds how old a step-cache entry may be to be reused (0: any age).
 	CacheMaxAge time.Duration
+	// Kubeconfig names the cluster of the tekton and argo backends. Empty: $KUBECONFIG,
+	// in-cluster, ~/.kube/config, tried only when Backend is tekton or argo.
+	Kubeconfig string
 	// Team is the team of every request while authentication is off (default "default").
 	Team string
 	Log  *slog.Logger
@@ -160,6 +165,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Store: s.Store, Events: s.Bus, TeamOf: teamOf, DefaultBackend: cfg.Backend, Backends: []string{"local"},
 		Source: source + "/submit", Now: cfg.Now, Log: log.With("fn", "submit"),
 	}
+	if cfg.Kubeconfig != "" || cfg.Backend == k8s.BackendTekton || cfg.Backend == k8s.BackendArgo {
+		// A cluster: Tekton and Argo runs are dispatched there, observed on each tick and
+		// their logs read from their pods.
+		rc, err := k8s.LoadConfig(cfg.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		kube, err := k8s.New(rc, k8s.Options{})
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(compile.Backends, compilefn.KubeBackends(kube, "", log.With("fn", "compile")))
+		status.Observers = statusfn.KubeObservers(kube)
+		status.Logs = &statusfn.RunLogs{Runs: s.Store, Local: logs, Kube: kube}
+		submit.Backends = append(submit.Backends, k8s.BackendTekton, k8s.BackendArgo)
+	}
 
 	lineage := lineagefn.New(s.Store, teamOf, log.With("fn", "lineage"))
 	sched := &schedulefn.Handler{
@@ -175,6 +196,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	router.Handle(events.TypeRunCancel, dedupe(compile.CancelRequested))
 	router.Handle(events.TypeRunStatus, status.RunStatus)
 	router.Handle(events.TypeRunDispatched, status.RunDispatched)
+	router.HandlePrefix(events.TektonPipelineRunPrefix, status.TektonEvent)
+	router.HandlePrefix(events.TektonTaskRunPrefix, status.TektonEvent)
+	router.HandlePrefix(statusfn.APIServerResourcePrefix, status.APIServerEvent)
 	router.Handle(events.TypeTaskFinished, dedupe(lineage.HandleTaskFinished))
 	ticks := []events.Handler{status.Tick, sched.OnTick}
 	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
