@@ -124,6 +124,10 @@ var RequiredFeatureFlags = map[string]string{
 const (
 	AnnotationUnboundedParallelism = "pipefn.dev/unbounded-parallelism"
 	AnnotationRetryBackoffIgnored  = "pipefn.dev/retry-backoff-ignored"
+	// AnnotationUnmappedOutputs names pipeline outputs that are not Tekton
+	// pipeline results (OneOf choices, nested collections): read them from
+	// the producing tasks' records instead.
+	AnnotationUnmappedOutputs = "pipefn.dev/unmapped-outputs"
 )
 
 // Names of reserved parameters and results.
@@ -164,6 +168,7 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*tektonv1.PipelineRun, error
 	for _, name := range sortedKeys(p.Spec.GetRoot().GetDag().GetTasks()) {
 		c.flatten(root, name)
 	}
+	c.pipelineResults(root)
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -183,6 +188,9 @@ type compiler struct {
 
 	rootVals  map[string]*structpb.Value
 	workspace *corev1.PersistentVolumeClaim // the run's shared PVC, nil if none
+
+	results  []tektonv1.PipelineResult
+	unmapped []string // pipeline outputs Tekton results cannot carry
 
 	unbounded []string
 	backoff   map[string]bool
@@ -661,6 +669,82 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 	return out
 }
 
+// pipelineResults maps the root DAG's outputs to Tekton pipeline results
+// named like task results (p-X, a-X), so a finished run reports them.
+func (c *compiler) pipelineResults(root *scope) {
+	outs := c.p.Spec.GetRoot().GetDag().GetOutputs()
+	add := func(name string, src *source) {
+		if src == nil {
+			return
+		}
+		r := tektonv1.PipelineResult{Name: name, Type: tektonv1.ResultsTypeString}
+		switch {
+		case src.kind == srcResult && src.loop == nil:
+			r.Value = *tektonv1.NewStructuredValues("$(tasks." + src.task + ".results." + src.result + ")")
+		case src.kind == srcResult && src.loop.parent == nil:
+			r.Type = tektonv1.ResultsTypeArray
+			r.Value = *tektonv1.NewStructuredValues("$(tasks." + src.task + ".results." + src.result + "[*])")
+		case src.kind == srcRoot:
+			r.Value = *tektonv1.NewStructuredValues("$(params." + src.root + ")")
+		case src.kind == srcConst:
+			v := launch.EncodeParam(src.val, src.typ)
+			if hasEngineRef(v) {
+				c.unmapped = append(c.unmapped, name)
+				return
+			}
+			r.Value = *tektonv1.NewStructuredValues(v)
+		default:
+			c.unmapped = append(c.unmapped, name)
+			return
+		}
+		if src.selector != "" {
+			c.unmapped = append(c.unmapped, name)
+			return
+		}
+		c.results = append(c.results, r)
+	}
+	for _, key := range sortedKeys(outs.GetParameters()) {
+		spec := outs.GetParameters()[key]
+		where := "root.dag.outputs.parameters['" + key + "']"
+		var cands []*source
+		sels := spec.GetValueFromOneof().GetParameterSelectors()
+		if sel := spec.GetValueFromParameter(); sel != nil {
+			sels = append(sels[:0:0], sel)
+		}
+		for i, sel := range sels {
+			if src := c.paramSource(root, &pipelinespec.TaskInputsSpec_InputParameterSpec{
+				Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{
+					TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
+						ProducerTask: sel.GetProducerSubtask(), OutputParameterKey: sel.GetOutputParameterKey(),
+					},
+				},
+			}, fmt.Sprintf("%s[%d]", where, i)); src != nil {
+				cands = append(cands, src)
+			}
+		}
+		if len(cands) == 1 && spec.GetValueFromOneof() == nil {
+			add(paramResult(key), cands[0])
+		} else if len(cands) > 0 {
+			c.unmapped = append(c.unmapped, paramResult(key))
+		}
+	}
+	for _, key := range sortedKeys(outs.GetArtifacts()) {
+		sels := outs.GetArtifacts()[key].GetArtifactSelectors()
+		if len(sels) != 1 {
+			c.unmapped = append(c.unmapped, artifactResult(key))
+			continue
+		}
+		src := c.artifactSource(root, &pipelinespec.TaskInputsSpec_InputArtifactSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifact{
+				TaskOutputArtifact: &pipelinespec.TaskInputsSpec_InputArtifactSpec_TaskOutputArtifactSpec{
+					ProducerTask: sels[0].GetProducerSubtask(), OutputArtifactKey: sels[0].GetOutputArtifactKey(),
+				},
+			},
+		}, "root.dag.outputs.artifacts['"+key+"']")
+		add(artifactResult(key), src)
+	}
+}
+
 // hasOneOf reports whether DAG outputs choose among several producers.
 func hasOneOf(o *pipelinespec.DagOutputsSpec) bool {
 	for _, p := range o.GetParameters() {
@@ -898,8 +982,11 @@ func (c *compiler) pipelineRun() *tektonv1.PipelineRun {
 		labels[compile.LabelPipelineVersion] = c.opts.PipelineVersionID
 	}
 	var ann map[string]string
-	if len(c.unbounded) > 0 || len(c.backoff) > 0 {
+	if len(c.unbounded) > 0 || len(c.backoff) > 0 || len(c.unmapped) > 0 {
 		ann = map[string]string{}
+		if len(c.unmapped) > 0 {
+			ann[AnnotationUnmappedOutputs] = strings.Join(c.unmapped, ",")
+		}
 		if len(c.unbounded) > 0 {
 			sort.Strings(c.unbounded)
 			ann[AnnotationUnboundedParallelism] = strings.Join(c.unbounded, ",")
@@ -924,6 +1011,7 @@ func (c *compiler) pipelineRun() *tektonv1.PipelineRun {
 				Params:      c.params,
 				Tasks:       c.tasks,
 				Finally:     c.finally,
+				Results:     c.results,
 			},
 			Params: c.values,
 			// KFP runs have no overall deadline; Tekton's default is one hour.

@@ -380,7 +380,13 @@ components:
 func TestStaticLoopPerIterationAndCollected(t *testing.T) {
 	p := mustLoad(t, loopComponents+`
 root:
+  outputDefinitions:
+    parameters:
+      all: {parameterType: LIST}
   dag:
+    outputs:
+      parameters:
+        all: {valueFromParameter: {producerSubtask: for-loop-1, outputParameterKey: pipelinechannel--second-Output}}
     tasks:
       for-loop-1:
         taskInfo: {name: for-loop-1}
@@ -438,6 +444,11 @@ root:
 	}
 	if diff := cmp.Diff([]string{"for-loop-1-first", "for-loop-1-second"}, collect.RunAfter); diff != "" {
 		t.Errorf("fan-in runAfter (-want +got):\n%s", diff)
+	}
+	wantResults := []tektonv1.PipelineResult{{Name: "p-all", Type: tektonv1.ResultsTypeArray,
+		Value: *tektonv1.NewStructuredValues("$(tasks.for-loop-1-second.results.p-Output[*])")}}
+	if diff := cmp.Diff(wantResults, pr.Spec.PipelineSpec.Results); diff != "" {
+		t.Errorf("pipeline results (-want +got):\n%s", diff)
 	}
 	if pr.Annotations[AnnotationUnboundedParallelism] != "for-loop-1" {
 		t.Errorf("parallelismLimit must be reported, annotations: %v", pr.Annotations)
