@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/pipefn/pipefn/shared/ir"
 )
 
@@ -27,6 +30,36 @@ func BenchmarkCompile(b *testing.B) {
 	}
 }
 
+// boundParams binds every required root input without a value to a value
+// of its type, as a caller starting the run would.
+func boundParams(p *ir.Pipeline) map[string]*structpb.Value {
+	out := map[string]*structpb.Value{}
+	defs := p.Spec.GetRoot().GetInputDefinitions()
+	for name, spec := range defs.GetParameters() {
+		if spec.GetDefaultValue() != nil || spec.GetIsOptional() {
+			continue
+		}
+		switch spec.GetParameterType() {
+		case pipelinespec.ParameterType_NUMBER_INTEGER, pipelinespec.ParameterType_NUMBER_DOUBLE:
+			out[name] = structpb.NewNumberValue(1)
+		case pipelinespec.ParameterType_BOOLEAN:
+			out[name] = structpb.NewBoolValue(true)
+		case pipelinespec.ParameterType_LIST:
+			out[name] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("a")}})
+		case pipelinespec.ParameterType_STRUCT:
+			out[name] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{}})
+		default:
+			out[name] = structpb.NewStringValue("v")
+		}
+	}
+	for name, spec := range defs.GetArtifacts() {
+		if !spec.GetIsOptional() {
+			out[name] = structpb.NewStringValue("s3://bucket/in/" + name)
+		}
+	}
+	return out
+}
+
 // BenchmarkCorpus loads and compiles every corpus file that compiles: the
 // cost of turning the whole corpus into PipelineRuns.
 func BenchmarkCorpus(b *testing.B) {
@@ -46,6 +79,7 @@ func BenchmarkCorpus(b *testing.B) {
 		if err != nil {
 			continue
 		}
+		opts.Params = boundParams(p)
 		if _, err := Compile(p, opts); err != nil {
 			continue
 		}
@@ -59,6 +93,7 @@ func BenchmarkCorpus(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			opts.Params = boundParams(p)
 			if _, err := Compile(p, opts); err != nil {
 				b.Fatal(err)
 			}
