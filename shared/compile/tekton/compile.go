@@ -446,7 +446,7 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 		return c.loop(s, path, comp, t, params, artifacts, runAfter, when, where)
 	}
 	if comp.GetDag() != nil {
-		return c.dag(s, path, comp, params, artifacts, runAfter, when, s.loop, where)
+		return c.dag(s, path, compName, comp, params, artifacts, runAfter, when, s.loop, where)
 	}
 	return c.executorTask(s, path, comp, t, params, artifacts, runAfter, when, finally, where)
 }
@@ -587,10 +587,10 @@ func (c *compiler) artifactSource(s *scope, spec *pipelinespec.TaskInputsSpec_In
 
 // dag flattens a DAG component: its tasks join the pipeline with path
 // prefixes; its outputs resolve to the producing tasks' results.
-func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec, params, artifacts map[string]*source,
+func (c *compiler) dag(s *scope, path []string, compName string, comp *pipelinespec.ComponentSpec, params, artifacts map[string]*source,
 	runAfter []string, when tektonv1.WhenExpressions, loop *loopCtx, where string) *taskOut {
 	child := &scope{
-		path: path, irPath: where + "(" + "dag" + ")", dag: comp.GetDag(),
+		path: path, irPath: where + " > components['" + compName + "'].dag", dag: comp.GetDag(),
 		params: map[string]*source{}, artifacts: map[string]*source{},
 		when: when, guards: s.guards, runAfter: runAfter, loop: loop,
 		done: map[string]*taskOut{}, busy: map[string]bool{},
@@ -627,7 +627,7 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 	outs := comp.GetDag().GetOutputs()
 	for _, key := range sortedKeys(outs.GetParameters()) {
 		spec := outs.GetParameters()[key]
-		opath := where + ".dag.outputs.parameters['" + key + "']"
+		opath := child.irPath + ".outputs.parameters['" + key + "']"
 		sels := spec.GetValueFromOneof().GetParameterSelectors()
 		if sel := spec.GetValueFromParameter(); sel != nil {
 			sels = append(sels[:0:0], sel)
@@ -649,7 +649,7 @@ func (c *compiler) dag(s *scope, path []string, comp *pipelinespec.ComponentSpec
 	}
 	for _, key := range sortedKeys(outs.GetArtifacts()) {
 		sels := outs.GetArtifacts()[key].GetArtifactSelectors()
-		apath := where + ".dag.outputs.artifacts['" + key + "']"
+		apath := child.irPath + ".outputs.artifacts['" + key + "']"
 		var cands []*source
 		for i, sel := range sels {
 			src := c.artifactSource(child, &pipelinespec.TaskInputsSpec_InputArtifactSpec{
@@ -901,7 +901,7 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 			bodyParams[itemInput] = &source{kind: srcItem, loop: lc}
 		}
 	}
-	return c.dag(s, path, comp, bodyParams, bodyArtifacts, runAfter, when, lc, where)
+	return c.dag(s, path, t.GetComponentRef().GetName(), comp, bodyParams, bodyArtifacts, runAfter, when, lc, where)
 }
 
 // levelSpec says where one loop level's items come from (exactly one of

@@ -207,6 +207,9 @@ root:
 	if diff := cmp.Diff([]tektonv1.TaskResult{{Name: "p-Output", Type: tektonv1.ResultsTypeString}}, second.TaskSpec.Results); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
+	if got := second.TaskSpec.Metadata.Labels[compile.LabelTask]; got != "second" {
+		t.Errorf("task label: %q", got)
+	}
 	steps := second.TaskSpec.Steps
 	if steps[0].Image != "launcher:v1" || steps[1].Image != "alpine:3" || steps[1].Command[0] != "/pipefn/launcher" {
 		t.Errorf("steps: want launcher copy then user image running /pipefn/launcher, got %+v", steps)
@@ -861,7 +864,7 @@ root:
     tasks:
       br: {taskInfo: {name: br}, componentRef: {name: comp-branches}}
 `,
-			want: "root.dag.tasks['br'].dag.outputs.parameters['out']: OneOf candidate is not produced under a condition",
+			want: "root.dag.tasks['br'] > components['comp-branches'].dag.outputs.parameters['out']: OneOf candidate is not produced under a condition",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/launch"
 )
 
@@ -237,7 +238,7 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 	spec.Results = results
 	pt := tektonv1.PipelineTask{
 		Name:     name,
-		TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec, Metadata: taskLabel(path[len(path)-1])},
 		When:     when,
 		RunAfter: dedupe(runAfter, name),
 	}
@@ -387,7 +388,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 	spec.Results = []tektonv1.TaskResult{{Name: launch.CondResult, Type: tektonv1.ResultsTypeString}}
 	spec.Params = b.taskParams()
 	pt := tektonv1.PipelineTask{
-		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec, Metadata: taskLabel(path[len(path)-1] + "-cond")},
 		Params: b.ptParams, When: when, RunAfter: dedupe(append([]string(nil), runAfter...), name),
 	}
 	if loop != nil {
@@ -426,10 +427,27 @@ func (c *compiler) itemsTask(s *scope, path []string, lc *loopCtx, runAfter []st
 	spec.Results = []tektonv1.TaskResult{{Name: itemsResult, Type: tektonv1.ResultsTypeArray}}
 	spec.Params = b.taskParams()
 	c.tasks = append(c.tasks, tektonv1.PipelineTask{
-		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec},
+		Name: name, TaskSpec: &tektonv1.EmbeddedTask{TaskSpec: spec, Metadata: taskLabel(path[len(path)-1] + "-items")},
 		Params: b.ptParams, When: when, RunAfter: dedupe(append([]string(nil), runAfter...), name),
 	})
 	return name
+}
+
+// taskLabel labels a task's TaskRuns and pods with the IR task name
+// (compile.LabelTask), for status reports.
+func taskLabel(irName string) tektonv1.PipelineTaskMetadata {
+	v := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '-'
+	}, irName)
+	if len(v) > maxName {
+		v = v[:maxName]
+	}
+	v = strings.Trim(v, "-_.")
+	return tektonv1.PipelineTaskMetadata{Labels: map[string]string{compile.LabelTask: v}}
 }
 
 func (c *compiler) executor(label string) (*pipelinespec.PipelineDeploymentConfig_ExecutorSpec, error) {
