@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,31 +68,13 @@ none, latest, or all (up to --catchup-cap).`,
 			default:
 				return fmt.Errorf("give exactly one of --cron and --every")
 			}
-			switch {
-			case len(args) == 1 && pipeline == "":
-				data, err := readInput(args[0])
-				if err != nil {
-					return err
-				}
-				spec, err := specJSON(data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", args[0], err)
-				}
-				rr.PipelineSpec = spec
-				if rr.DisplayName == "" {
-					rr.DisplayName = strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0]))
-				}
-			case len(args) == 0 && pipeline != "":
-				ref, err := resolvePipeline(ctx, c, pipeline, version)
-				if err != nil {
-					return err
-				}
-				rr.PipelineVersionReference = ref
-				if rr.DisplayName == "" {
-					rr.DisplayName = pipeline
-				}
-			default:
-				return fmt.Errorf("give either an IR FILE or --pipeline NAME")
+			src, err := pipelineSource(ctx, c, args, pipeline, version)
+			if err != nil {
+				return err
+			}
+			rr.PipelineSpec, rr.PipelineVersionReference = src.spec, src.ref
+			if rr.DisplayName == "" {
+				rr.DisplayName = src.name
 			}
 			out, err := c.CreateRecurringRun(ctx, rr)
 			if err != nil {

@@ -194,31 +194,13 @@ func newRunCmd(g *globals) *cobra.Command {
 				f := false
 				run.EnableCaching = &f
 			}
-			switch {
-			case len(args) == 1 && pipeline == "":
-				data, err := readInput(args[0])
-				if err != nil {
-					return err
-				}
-				spec, err := specJSON(data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", args[0], err)
-				}
-				run.PipelineSpec = spec
-				if run.DisplayName == "" {
-					run.DisplayName = strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0]))
-				}
-			case len(args) == 0 && pipeline != "":
-				ref, err := resolvePipeline(ctx, c, pipeline, version)
-				if err != nil {
-					return err
-				}
-				run.PipelineVersionReference = ref
-				if run.DisplayName == "" {
-					run.DisplayName = pipeline
-				}
-			default:
-				return fmt.Errorf("give either an IR FILE or --pipeline NAME")
+			src, err := pipelineSource(ctx, c, args, pipeline, version)
+			if err != nil {
+				return err
+			}
+			run.PipelineSpec, run.PipelineVersionReference = src.spec, src.ref
+			if run.DisplayName == "" {
+				run.DisplayName = src.name
 			}
 			r, err := c.CreateRun(ctx, run, idem)
 			if err != nil {
@@ -375,6 +357,37 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(submit, get, list, watch, terminate, retry, clone, logs, archive)
 	return cmd
+}
+
+// source is the pipeline a run or schedule uses: an inline spec or an uploaded version.
+type source struct {
+	spec json.RawMessage
+	ref  *api.PipelineVersionReference
+	name string // a default display name
+}
+
+// pipelineSource reads the pipeline from an IR FILE argument or --pipeline NAME
+// (exactly one of them).
+func pipelineSource(ctx context.Context, c *client.Client, args []string, pipeline, version string) (source, error) {
+	switch {
+	case len(args) == 1 && pipeline == "":
+		data, err := readInput(args[0])
+		if err != nil {
+			return source{}, err
+		}
+		spec, err := specJSON(data)
+		if err != nil {
+			return source{}, fmt.Errorf("%s: %w", args[0], err)
+		}
+		return source{spec: spec, name: strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0]))}, nil
+	case len(args) == 0 && pipeline != "":
+		ref, err := resolvePipeline(ctx, c, pipeline, version)
+		if err != nil {
+			return source{}, err
+		}
+		return source{ref: ref, name: pipeline}, nil
+	}
+	return source{}, fmt.Errorf("give either an IR FILE or --pipeline NAME")
 }
 
 // resolvePipeline finds a pipeline by id or name and picks the version.
