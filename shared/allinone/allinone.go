@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/pipefn/pipefn/functions/status/ui"
 	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/k8s"
 	"github.com/pipefn/pipefn/shared/rest"
@@ -55,6 +57,9 @@ type Config struct {
 	Kubeconfig string
 	// Team is the team of every request while authentication is off (default "default").
 	Team string
+	// Auth authenticates every request, event post and stream; nil turns authentication
+	// off (every request is Team, as on a laptop).
+	Auth *auth.Authenticator
 	Log  *slog.Logger
 	Now  func() time.Time
 }
@@ -74,6 +79,7 @@ type Server struct {
 	closeOnce sync.Once
 	done      chan error
 	draining  atomic.Bool
+	triggers  *submitfn.Triggers
 }
 
 // Start builds every function and starts serving; it returns once the listener accepts
@@ -139,7 +145,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		DeadLetter: func(e cloudevents.Event, err error) {
 			log.Error("event given up", "type", e.Type(), "id", e.ID(), "subject", e.Subject(), "err", err)
 		}})
-	teamOf := func(*http.Request) (string, error) { return cfg.Team, nil }
+	authn, single := cfg.Auth, ""
+	if authn == nil {
+		authn, single = auth.Off(cfg.Team), cfg.Team
+	}
+	teamOf := authn.TeamOf
 	const source = "pipefn-up"
 
 	logs := &compilefn.LocalLogs{Dir: filepath.Join(cfg.DataDir, "logs")}
@@ -162,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Source: source + "/status", Now: cfg.Now, Log: log.With("fn", "status"),
 	}
 	submit := &submitfn.Handler{
-		Store: s.Store, Events: s.Bus, TeamOf: teamOf, DefaultBackend: cfg.Backend, Backends: []string{"local"},
+		Store: s.Store, Events: s.Bus, TeamOf: teamOf, Team: single, DefaultBackend: cfg.Backend, Backends: []string{"local"},
 		Source: source + "/submit", Now: cfg.Now, Log: log.With("fn", "submit"),
 	}
 	if cfg.Kubeconfig != "" || cfg.Backend == k8s.BackendTekton || cfg.Backend == k8s.BackendArgo {
@@ -202,14 +212,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	router.Handle(events.TypeTaskFinished, dedupe(lineage.HandleTaskFinished))
 	ticks := []events.Handler{status.Tick, sched.OnTick}
 	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
+	// Any other type may be bound to a pipeline (CloudEvent triggers).
+	router.HandlePrefix("", submit.Triggers().Event)
 
 	mux := http.NewServeMux()
 	serve.Health(mux, s.Store.Ping, &s.draining)
 	submit.Routes(mux)
+	s.triggers = submit.Triggers()
 	status.Routes(mux)
 	lineage.Routes(mux)
 	sched.Routes(mux)
-	mux.Handle("POST /events", publishHandler(s.Bus, log))
+	mux.Handle("POST /events", publishHandler(s.Bus, log, authn))
 	mux.HandleFunc("/apis/", rest.NotFound)
 	// The web UI, as the status function serves it: pages at /, /runs/{id}, ...
 	ui.Routes(mux)
@@ -247,6 +260,12 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 // shutdown stops local runs (recording their final states) and drains the bus.
 func (s *Server) shutdown(ctx context.Context) error {
 	err := s.local.Shutdown(ctx)
+	if s.triggers != nil {
+		// Webhook submissions still in flight (they start after the 202).
+		if e := s.triggers.Wait(ctx); e != nil && err == nil {
+			err = e
+		}
+	}
 	if e := s.Bus.Drain(ctx); e != nil && err == nil {
 		err = e
 	}
@@ -310,13 +329,35 @@ func fanout(bus *events.Bus, hs ...events.Handler) events.Handler {
 
 // publishHandler accepts CloudEvents posted to /events (binary or structured mode) and
 // routes them by type through the bus, as a Broker would: 202 once accepted.
-func publishHandler(bus *events.Bus, log *slog.Logger) http.Handler {
+// With authentication on, the poster needs an editor token, and the event's team is the
+// token's: an event naming another team is refused as if that team did not exist.
+func publishHandler(bus *events.Bus, log *slog.Logger, authn *auth.Authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		team, err := authn.TeamOf(r)
+		if err != nil {
+			rest.WriteError(w, r, log, err)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		e, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
 			http.Error(w, "malformed CloudEvent: "+err.Error(), http.StatusBadRequest)
 			return
+		}
+		if authn.Enabled() {
+			// pipefn's own, Tekton's and Knative's events carry their team in their data,
+			// which a poster could forge; only events for CloudEvent bindings come in here.
+			for _, internal := range []string{"dev.pipefn.", "dev.tekton.", "dev.knative."} {
+				if strings.HasPrefix(e.Type(), internal) {
+					rest.WriteError(w, r, log, api.Errorf(api.KindPermissionDenied, "event type %q is internal to pipefn", e.Type()))
+					return
+				}
+			}
+			if t, _ := e.Extensions()[events.ExtTeam].(string); t != "" && t != team {
+				rest.WriteError(w, r, log, api.Errorf(api.KindNotFound, "team %q not found", t))
+				return
+			}
+			e.SetExtension(events.ExtTeam, team)
 		}
 		if err := bus.Publish(r.Context(), *e); err != nil {
 			status := http.StatusServiceUnavailable
