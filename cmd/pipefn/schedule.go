@@ -15,11 +15,11 @@ func newScheduleCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "schedule", Short: "Recurring runs: create, list, get, enable, disable, delete, next"}
 	var (
 		name, pipeline, version, cron, tz, catchup, experiment, backend, start, end string
-		every                                                                        time.Duration
-		params                                                                       []string
-		maxConc                                                                      int64
-		catchCap                                                                     int
-		disabled                                                                     bool
+		every                                                                       time.Duration
+		params                                                                      []string
+		maxConc                                                                     int64
+		catchCap                                                                    int
+		disabled                                                                    bool
 	)
 	create := &cobra.Command{
 		Use:   "create [FILE]",
@@ -193,4 +193,3 @@ func zoneOr(z string) string {
 	}
 	return z
 }
-
