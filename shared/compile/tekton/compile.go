@@ -398,6 +398,10 @@ func (c *compiler) flattenTask(s *scope, name string, t *pipelinespec.PipelineTa
 		return nil
 	}
 
+	if comp.GetDag() != nil && t.GetRetryPolicy().GetMaxRetryCount() > 0 {
+		c.errorf(where+".retryPolicy", "retrying a whole sub-pipeline is not supported on Tekton (set retries on its tasks)")
+		return nil
+	}
 	if finally && comp.GetDag() != nil {
 		c.errorf(where, "an exit task that is itself a pipeline cannot be compiled to Tekton: its tasks would all be finally tasks, which can neither follow nor read results of one another")
 		return nil

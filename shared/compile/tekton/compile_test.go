@@ -841,6 +841,47 @@ root:
 			want: "RunID is empty",
 		},
 		{
+			name: "retry on a sub-pipeline",
+			root: `
+components:
+  comp-sub:
+    dag:
+      tasks:
+        a: {taskInfo: {name: a}, componentRef: {name: comp-echo}, inputs: {parameters: {msg: {runtimeValue: {constant: x}}}}}
+root:
+  dag:
+    tasks:
+      sub: {taskInfo: {name: sub}, componentRef: {name: comp-sub}, retryPolicy: {maxRetryCount: 2}}
+`,
+			want: "root.dag.tasks['sub'].retryPolicy: retrying a whole sub-pipeline is not supported",
+		},
+		{
+			name: "required root artifact",
+			root: `
+components:
+  comp-read:
+    executorLabel: exec-echo
+    inputDefinitions:
+      parameters:
+        msg: {parameterType: STRING}
+      artifacts:
+        data: {artifactType: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}}
+root:
+  inputDefinitions:
+    artifacts:
+      data: {artifactType: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}}
+  dag:
+    tasks:
+      a:
+        taskInfo: {name: a}
+        componentRef: {name: comp-read}
+        inputs:
+          parameters: {msg: {runtimeValue: {constant: x}}}
+          artifacts: {data: {componentInputArtifact: data}}
+`,
+			want: `root.dag.tasks['a'].inputs.artifacts['data']: root input artifact "data" is required`,
+		},
+		{
 			name: "oneof",
 			root: `
 components:
