@@ -7,7 +7,7 @@ PIPEFN_CACHE ?= $(HOME)/.cache/pipefn
 BIN := $(CURDIR)/bin
 export PATH := $(PIPEFN_CACHE)/bin:$(PATH)
 
-.PHONY: all build run test test-deps deps-redis deps-s3 deps-chromium deps-curl fmt vet bench
+.PHONY: all build run test test-deps deps-redis deps-s3 deps-chromium deps-curl deps-kube fmt vet bench
 
 all: build
 
@@ -37,11 +37,16 @@ deps-s3:
 deps-chromium:
 	@./scripts/install-chromium.sh >/dev/null
 
-test-deps: deps-redis deps-s3 deps-chromium
+# deps-kube builds kube-apiserver and etcd (for tests/k8s) into $(PIPEFN_CACHE)/kube/bin
+# once; the first build takes many minutes, later runs find the binaries and return.
+deps-kube:
+	@test -x $(PIPEFN_CACHE)/kube/bin/kube-apiserver -a -x $(PIPEFN_CACHE)/kube/bin/etcd || PIPEFN_CACHE=$(PIPEFN_CACHE) ./scripts/install-kube.sh
+
+test-deps: deps-redis deps-s3 deps-chromium deps-kube
 
 test: test-deps
 	$(GO) vet ./...
-	PIPEFN_REQUIRE_S3=1 $(GO) test -count=1 -timeout 40m ./...
+	PIPEFN_REQUIRE_S3=1 PIPEFN_REQUIRE_KUBE=1 KUBEBUILDER_ASSETS=$(PIPEFN_CACHE)/kube/bin $(GO) test -count=1 -timeout 40m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
