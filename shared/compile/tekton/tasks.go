@@ -290,6 +290,9 @@ func (b *binding) taskParams() tektonv1.ParamSpecs {
 
 // containerSpec is the two-step task of a container executor.
 func (c *compiler) containerSpec(cfg launch.TaskConfig, ctr *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec, label string, b *binding) (tektonv1.TaskSpec, error) {
+	if ctr.GetLifecycle() != nil {
+		return tektonv1.TaskSpec{}, fmt.Errorf("executor %q: container lifecycle hooks are not supported", label)
+	}
 	cfg.Container = launch.ContainerFromSpec(ctr)
 	args, err := b.args(cfg.Args(b.params, b.artifacts, resultsDir))
 	if err != nil {
