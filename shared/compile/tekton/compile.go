@@ -851,10 +851,15 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 			c.errorf(where+".parameterIterator.items.inputParameter", "loop input %q has no value", in)
 			return nil
 		}
+		val := src.val
+		if src.kind == srcRoot {
+			// Root parameters are bound when compiling: expand inline.
+			val = c.rootVals[src.root]
+		}
 		switch {
-		case src.kind == srcConst && src.selector == "":
+		case (src.kind == srcConst || (src.kind == srcRoot && val.GetListValue() != nil)) && src.selector == "":
 			var items []any
-			b, _ := json.Marshal(src.val.AsInterface())
+			b, _ := json.Marshal(val.AsInterface())
 			if err := json.Unmarshal(b, &items); err != nil || items == nil {
 				c.errorf(where+".parameterIterator.items.inputParameter", "constant is not a JSON list")
 				return nil

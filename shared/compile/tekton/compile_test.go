@@ -31,6 +31,11 @@ components:
     outputDefinitions:
       parameters:
         Output: {parameterType: STRING}
+  comp-gen:
+    executorLabel: exec-gen
+    outputDefinitions:
+      parameters:
+        Output: {parameterType: LIST}
   comp-num:
     executorLabel: exec-num
     inputDefinitions:
@@ -40,6 +45,8 @@ deploymentSpec:
   executors:
     exec-echo:
       container: {image: "alpine:3", command: [echo], args: ["{{$.inputs.parameters['msg']}}"]}
+    exec-gen:
+      container: {image: "alpine:3", command: [echo]}
     exec-notify:
       container: {image: "alpine:3", command: [echo], args: ["{{$.inputs.parameters['status']}}"]}
     exec-num:
@@ -506,8 +513,19 @@ root:
       items: {parameterType: LIST, defaultValue: [a, b]}
   dag:
     tasks:
+      gen:
+        taskInfo: {name: gen}
+        componentRef: {name: comp-gen}
       for-loop-1:
         taskInfo: {name: for-loop-1}
+        componentRef: {name: comp-for-loop-1}
+        dependentTasks: [gen]
+        inputs: {parameters: {pipelinechannel--items: {taskOutputParameter: {producerTask: gen, outputParameterKey: Output}}}}
+        parameterIterator:
+          itemInput: pipelinechannel--loop-item-param-1
+          items: {inputParameter: pipelinechannel--items}
+      for-loop-3:
+        taskInfo: {name: for-loop-3}
         componentRef: {name: comp-for-loop-1}
         inputs: {parameters: {pipelinechannel--items: {componentInputParameter: items}}}
         parameterIterator:
@@ -521,6 +539,13 @@ root:
 	items := task(t, pr, "for-loop-1-items")
 	if diff := cmp.Diff([]tektonv1.TaskResult{{Name: "iterations", Type: tektonv1.ResultsTypeArray}}, items.TaskSpec.Results); diff != "" {
 		t.Errorf("items results (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"p-list": "$(tasks.gen.results.p-Output)"}, paramMap(items.Params)); diff != "" {
+		t.Errorf("items params (-want +got):\n%s", diff)
+	}
+	// A loop over a root parameter is expanded when compiling.
+	if got := task(t, pr, "for-loop-3-condition-2-guarded").Matrix.Params[0].Value.ArrayVal; len(got) != 2 || got[1] != `{"index":1,"item":"b"}` {
+		t.Errorf("loop over a bound root parameter not inlined: %v", got)
 	}
 	args := mainArgs(t, items, nil)
 	if args[0] != "items" || !contains(args, "list=$(params.p-list)") {
