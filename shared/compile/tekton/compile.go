@@ -1055,7 +1055,10 @@ func dedupe(names []string, self string) []string {
 }
 
 // Validate runs Tekton's own validation on pr with the feature flags of
-// flags applied over Tekton's defaults (nil = defaults only).
+// flags applied over Tekton's defaults (nil = defaults only). Compile does
+// not call it (Tekton compiles regular expressions on every call: about
+// 5 ms for a two-task pipeline against 50 µs for Compile); the tests run it
+// on every corpus pipeline, and a caller about to create the object may.
 func Validate(ctx context.Context, pr *tektonv1.PipelineRun, flags map[string]string) error {
 	ctx, err := withFlags(ctx, flags)
 	if err != nil {
