@@ -866,6 +866,54 @@ root:
 			want: "RunID is empty",
 		},
 		{
+			name: "kubernetes setting tekton cannot apply",
+			root: `
+root:
+  dag:
+    tasks:
+      a: {taskInfo: {name: a}, componentRef: {name: comp-echo}, inputs: {parameters: {msg: {runtimeValue: {constant: x}}}}}
+---
+platforms:
+  kubernetes:
+    deploymentSpec:
+      executors:
+        exec-echo:
+          podResourceClaims: [{resourceClaimTemplateName: gpu}]
+`,
+			want: "podResourceClaims: Dynamic Resource Allocation claims cannot be set",
+		},
+		{
+			name: "pod template value known only at run time",
+			root: `
+components:
+  comp-read:
+    executorLabel: exec-echo
+    inputDefinitions:
+      parameters:
+        msg: {parameterType: STRING}
+        pipelinechannel--a-Output: {parameterType: STRING}
+root:
+  dag:
+    tasks:
+      a: {taskInfo: {name: a}, componentRef: {name: comp-echo}, inputs: {parameters: {msg: {runtimeValue: {constant: x}}}}}
+      b:
+        taskInfo: {name: b}
+        componentRef: {name: comp-read}
+        inputs:
+          parameters:
+            msg: {runtimeValue: {constant: x}}
+            pipelinechannel--a-Output: {taskOutputParameter: {producerTask: a, outputParameterKey: Output}}
+---
+platforms:
+  kubernetes:
+    deploymentSpec:
+      executors:
+        exec-echo:
+          nodeSelector: {nodeSelectorJson: {componentInputParameter: pipelinechannel--a-Output}}
+`,
+			want: "nodeSelector.nodeSelectorJson: only known at run time",
+		},
+		{
 			name: "retry on a sub-pipeline",
 			root: `
 components:
@@ -969,18 +1017,22 @@ root:
 }
 
 func TestDeterministic(t *testing.T) {
-	p := loadCorpus(t, validPrefix+"parallel_and_nested__pipeline_with_loops.yaml")
-	a, err := Compile(p, goldenOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		b, err := Compile(p, goldenOptions())
+	for _, g := range goldenFiles {
+		p := loadCorpus(t, g.file)
+		opts := goldenOptions()
+		opts.Params = paramsOf(t, g.params)
+		a, err := Compile(p, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(a, b); diff != "" {
-			t.Fatalf("compile %d differs (-first +now):\n%s", i, diff)
+		for i := 0; i < 3; i++ {
+			b, err := Compile(p, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Fatalf("%s: compile %d differs (-first +now):\n%s", g.golden, i, diff)
+			}
 		}
 	}
 }
