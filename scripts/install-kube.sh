@@ -51,7 +51,12 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 EOF
   "$GO" mod tidy -e >/dev/null 2>&1 || true
   "$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
-  "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  # The version kube's own build stamps (hack/lib/version.sh), so /version tells the truth.
+  local v=k8s.io/component-base/version
+  local minor=${K8S_VERSION#1.}
+  minor=${minor%%.*}
+  "$GO" build -trimpath -ldflags "-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor" \
+    -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
 }
 

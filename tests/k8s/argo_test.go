@@ -97,10 +97,9 @@ func TestArgoRunLifecycle(t *testing.T) {
 	})
 	running := wf.DeepCopy()
 	f.send("dev.knative.apiserver.resource.update", running, "")
+	// Tasks are applied before the run's state: wait for both.
+	f.waitRun(run.RunID, "RUNNING", stateIs(api.StateRunning))
 	r := f.waitRun(run.RunID, "produce RUNNING", taskState("produce", api.StateRunning))
-	if r.State != api.StateRunning {
-		t.Errorf("run state %s, want RUNNING", r.State)
-	}
 	if td, _ := task(r, "produce"); td.PodName != k8s.ArgoPodName(wf.Name, wf.Name+".produce", produceTmpl) || td.DisplayName != "produce" {
 		t.Errorf("produce: pod %q display %q", td.PodName, td.DisplayName)
 	}

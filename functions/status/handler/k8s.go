@@ -71,7 +71,8 @@ func (o *KubeObserver) prune(ctx context.Context, team string) {
 
 // resync reads the live object of every run of the page that a cluster backend runs, and
 // applies what it finds exactly as a status event. A run that is CANCELING but has no
-// object (it was never created, or was pruned) can end only one way: CANCELED. Errors
+// object (it was never created) can end only one way: CANCELED; a RUNNING run whose
+// object is gone ends FAILED, since nothing will report on it again. Errors
 // are logged, not returned: one unreachable cluster must not stop the tick for the rest.
 func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now time.Time) {
 	if len(h.Observers) == 0 {
@@ -92,10 +93,19 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 		for _, r := range rs {
 			st, ok := sts[r.RunID]
 			if !ok {
-				if r.State != api.StateCanceling {
+				switch r.State {
+				case api.StateCanceling:
+					st = events.RunStatus{RunID: r.RunID, Team: team, Attempt: r.Attempt, State: api.StateCanceled,
+						Error: "terminated while its " + backend + " object did not exist"}
+				case api.StateRunning:
+					// It ran, so its object existed: someone deleted it, and nothing
+					// will ever report this attempt again.
+					st = events.RunStatus{RunID: r.RunID, Team: team, Attempt: r.Attempt, State: api.StateFailed,
+						Error: "its " + backend + " object was deleted while the run was active"}
+				default:
+					// PENDING: not created yet; the resubmission below heals a lost one.
 					continue
 				}
-				st = events.RunStatus{RunID: r.RunID, Team: team, Attempt: r.Attempt, State: api.StateCanceled, Error: "terminated before its " + backend + " object existed"}
 			}
 			if err := h.applyStatus(ctx, st, now); err != nil {
 				h.log().ErrorContext(ctx, "resync: apply status", "run", r.RunID, "team", team, "err", err)
