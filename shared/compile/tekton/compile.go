@@ -35,25 +35,26 @@
 // A ParallelFor becomes a Tekton matrix. Each task of the loop body (at any
 // flattening depth) is matrixed over one string parameter, pf-iteration,
 // whose values are compact JSON {"index":i,"item":x} (launch.Iteration);
-// nested loops add "path", "items" and "pos" with one entry per level from
-// the outermost: so each TaskRun knows its iteration indices (for its task
-// id and artifact paths), its items, and where its iteration sits in each
-// level's list (see iterationValue).
+// nested loops add "path" and "items" with one entry per level from the
+// outermost: so each TaskRun knows its iteration indices (for its task id
+// and artifact paths) and its items (see iterationValue).
 // Static item lists are written inline; a dynamic list (an upstream output
 // or a parameter) first goes through a "<loop>-items" task ("launcher
 // items") that writes the array result "iterations". Tekton cannot nest a
 // matrix, so a loop inside a loop is matrixed over the product of the
 // levels (inline when every level is static, else by its items task).
 //
-// Tekton aggregates the string results of a matrixed task into an array in
-// combination order and lets later tasks consume only the whole array
-// ($(tasks.T.results.R[*])). So a body task that needs the value another body
-// task produced in the same iteration receives the whole array plus its
-// length ($(tasks.T.matrix.length)) and the launcher picks its element
-// ("--list-param NAME COUNT E1..EN", listInput.PerIteration). A task after
-// the loop that consumes a collected output (dsl.Collected) gets the same
-// array and the launcher turns it into a list (nested lists for nested
-// loops, grouped by the producer's iterations).
+// Tekton aggregates the string results of a matrixed task into an array
+// ordered by TaskRun name (so "-10" sorts before "-2", and long names are
+// hashed) and lets later tasks consume only the whole array
+// ($(tasks.T.results.R[*])). So matrixed tasks write every result in an
+// envelope {"path":[..],"value":V} naming their iteration, a body task that
+// needs the value another body task produced in the same iteration receives
+// the whole array plus its length ($(tasks.T.matrix.length)) and the
+// launcher picks the element with its own path ("--list-param NAME COUNT
+// E1..EN", listInput.PerIteration), and a task after the loop that consumes
+// a collected output (dsl.Collected) gets the same array, which the
+// launcher orders by path into a list (nested lists for nested loops).
 //
 // A condition inside a loop body that reads the iteration cannot be a when
 // expression (it applies to a whole matrix): its cond task is matrixed too
@@ -931,16 +932,12 @@ type itemRef struct {
 
 // iterationValue is one matrix value. Index and Item are the innermost
 // level's (all a single loop needs: launch.Iteration). Nested loops add,
-// for each level from the outermost, the index path, the items, and the
-// position of the iteration's prefix in that level's flattened iteration
-// list (the element of a matrixed task's aggregated results that belongs
-// to it).
+// for each level from the outermost, the index path and the items.
 type iterationValue struct {
 	Index int   `json:"index"`
 	Item  any   `json:"item"`
 	Path  []int `json:"path,omitempty"`
 	Items []any `json:"items,omitempty"`
-	Pos   []int `json:"pos,omitempty"`
 }
 
 // staticIterations expands the product of levels at compile time when all
@@ -960,7 +957,6 @@ func staticIterations(levels []levelSpec) ([]string, bool) {
 					Index: i, Item: item,
 					Path:  append(append([]int(nil), prefix.Path...), i),
 					Items: append(append([]any(nil), prefix.Items...), item),
-					Pos:   append(append([]int(nil), prefix.Pos...), len(next)),
 				})
 			}
 		}
@@ -969,7 +965,7 @@ func staticIterations(levels []levelSpec) ([]string, bool) {
 	out := make([]string, len(iters))
 	for i, it := range iters {
 		if len(levels) == 1 {
-			it.Path, it.Items, it.Pos = nil, nil, nil
+			it.Path, it.Items = nil, nil
 		}
 		b, _ := json.Marshal(it)
 		out[i] = string(b)

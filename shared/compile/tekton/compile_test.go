@@ -436,7 +436,7 @@ root:
 	}
 	args = mainArgs(t, second, nil)
 	ext = decodeExtra(t, args)
-	if diff := cmp.Diff(map[string]listInput{"msg": {PerIteration: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, PerIteration: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("list inputs (-want +got):\n%s", diff)
 	}
 	tail := args[len(args)-6:]
@@ -449,7 +449,7 @@ root:
 		t.Error("fan-in task must not be matrixed")
 	}
 	ext = decodeExtra(t, mainArgs(t, collect, nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("collected list input (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"for-loop-1-first", "for-loop-1-second"}, collect.RunAfter); diff != "" {
@@ -736,7 +736,7 @@ root:
 	pr := mustCompile(t, p, testOptions())
 	inner := task(t, pr, "for-loop-1-for-loop-2-inner")
 	vals := inner.Matrix.Params[0].Value.ArrayVal
-	if len(vals) != 6 || vals[5] != `{"index":2,"item":"z","path":[1,2],"items":["b","z"],"pos":[1,5]}` {
+	if len(vals) != 6 || vals[5] != `{"index":2,"item":"z","path":[1,2],"items":["b","z"]}` {
 		t.Errorf("product iterations: %v", vals)
 	}
 	ext0 := decodeExtra(t, mainArgs(t, inner, nil))
@@ -748,16 +748,19 @@ root:
 		t.Errorf("outer level matrix has %d values, want 2", n)
 	}
 	use := decodeExtra(t, mainArgs(t, task(t, pr, "for-loop-1-for-loop-2-outer-use"), nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
 		t.Errorf("per-iteration pick in nested loop (-want +got):\n%s", diff)
 	}
 	collect := task(t, pr, "collect")
 	ext := decodeExtra(t, mainArgs(t, collect, nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {Iterations: "pf-iterations-msg", ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("nested collected (-want +got):\n%s", diff)
 	}
-	if got := paramMap(collect.Params)["lip-msg"]; !strings.HasPrefix(got, `[{"index":0,"item":"x","path":[0,0],`) {
-		t.Errorf("iterations of the nested loop not passed: %q", got)
+	if !decodeExtra(t, mainArgs(t, inner, nil)).ResultEnvelope {
+		t.Error("a matrixed task must write result envelopes")
+	}
+	if decodeExtra(t, mainArgs(t, collect, nil)).ResultEnvelope {
+		t.Error("a task outside loops must not write result envelopes")
 	}
 }
 

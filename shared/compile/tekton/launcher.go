@@ -26,10 +26,12 @@ package tekton
 // Implemented in shared/launch so far: --extra-b64 with IterationInputs,
 // ListInputs (PerIteration, ElementType), Guards, Selectors; --iteration
 // {"index","item"}; --list-param/--list-artifact; "items --param list".
-// Still to implement there: IterationLevels, IterationArtifacts,
-// ListInputs.Level/Iterations, OneOf, Levels and the nested iteration
-// fields (the launcher rejects unknown --extra-b64 fields, so a pipeline
-// needing them fails loudly at run time rather than misbehaving).
+// Still to implement there: ResultEnvelope and ListInputs.Enveloped (every
+// loop needs them: without envelopes a loop of more than ten iterations
+// would silently pair values of different iterations), IterationLevels,
+// IterationArtifacts, ListInputs.Level, OneOf, Levels and the nested
+// iteration fields. The launcher rejects unknown --extra-b64 fields, so a
+// pipeline needing them fails loudly at run time rather than misbehaving.
 
 import (
 	"encoding/base64"
@@ -57,6 +59,11 @@ type extraConfig struct {
 	Levels []levelSpec `json:"levels,omitempty"`
 	// ListInputs describes every --list-param / --list-artifact input.
 	ListInputs map[string]listInput `json:"listInputs,omitempty"`
+	// ResultEnvelope (matrixed tasks): write every result as compact JSON
+	// {"path":[i,..],"value":V}, V the result as it would otherwise be
+	// written and path the iteration's index path ([index] for a single
+	// loop), so consumers can tell which iteration produced it.
+	ResultEnvelope bool `json:"resultEnvelope,omitempty"`
 	// Guards name inputs holding condition results ("true"/"false"): a
 	// --param, or a per-iteration --list-param in a loop body. Unless all
 	// are "true" (for this iteration) the launcher skips the user command,
@@ -74,7 +81,7 @@ type extraConfig struct {
 
 func (e extraConfig) empty() bool {
 	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 &&
-		len(e.OneOf) == 0 && len(e.Levels) == 0 && len(e.IterationLevels) == 0 && len(e.IterationArtifacts) == 0
+		len(e.OneOf) == 0 && len(e.Levels) == 0 && len(e.IterationLevels) == 0 && len(e.IterationArtifacts) == 0 && !e.ResultEnvelope
 }
 
 // oneOfCandidate is one branch of a dsl.OneOf.
@@ -85,17 +92,18 @@ type oneOfCandidate struct {
 
 // listInput tells the launcher what to do with an aggregated result array.
 type listInput struct {
-	// PerIteration: take element [pos[Level]] of the iteration (see
-	// iterationValue; [index] when there is no pos, a single loop);
-	// otherwise collect all elements into one list (dsl.Collected).
+	// Enveloped: each element is a result envelope {"path":[..],"value":V}
+	// written by a matrixed task (see extraConfig.ResultEnvelope). Always
+	// true: Tekton orders aggregated results by TaskRun name ("-10" before
+	// "-2", hashed names when long), so position means nothing.
+	Enveloped bool `json:"enveloped,omitempty"`
+	// PerIteration: take the element whose path equals this iteration's
+	// path[:Level+1] (a single loop: [index]); otherwise collect
+	// (dsl.Collected): the elements whose path[:Level] equals this task's
+	// own, ordered by path and nested into one list per remaining level (a
+	// loop two levels below gives a list of lists, as KFP does).
 	PerIteration bool `json:"perIteration,omitempty"`
 	Level        int  `json:"level,omitempty"`
-	// Iterations, for a collected output of a nested loop, names the
-	// --list-param holding the iterationValue of each element. The launcher
-	// keeps the elements whose pos[:Level] equals this task's own, and nests
-	// them into lists by their remaining index levels (a loop two levels
-	// below gives a list of lists, as KFP does).
-	Iterations string `json:"iterations,omitempty"`
 	// ElementType is the KFP parameter type of each element ("" for artifacts).
 	ElementType string `json:"elementType,omitempty"`
 }

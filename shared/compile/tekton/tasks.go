@@ -137,26 +137,23 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		if b.ext.ListInputs == nil {
 			b.ext.ListInputs = map[string]listInput{}
 		}
-		li := listInput{PerIteration: perIteration}
+		// Every element is a result envelope {"path":[..],"value":V}
+		// (extraConfig.ResultEnvelope): Tekton orders a matrix's aggregated
+		// results by TaskRun name, not by iteration.
+		li := listInput{PerIteration: perIteration, Enveloped: true}
 		switch {
 		case perIteration:
 			li.Level = src.loop.depth - 1
-		case src.loop.parent != nil:
-			// Collecting from a nested loop: the launcher groups the
-			// elements into nested lists by their iterations, keeping
-			// those under this task's own iteration of the loops both
-			// share (Level of them).
+		default:
+			// Collected: keep the elements under this task's own iteration
+			// of the loops both share (Level of them), nested into lists by
+			// the remaining levels.
 			for x := src.loop.parent; x != nil; x = x.parent {
 				if b.loop.within(x) {
 					li.Level = x.depth
 					break
 				}
 			}
-			iters := "li" + pname
-			b.ptParams = append(b.ptParams, tektonv1.Param{Name: iters, Value: src.loop.matrix.Value})
-			b.specs = append(b.specs, tektonv1.ParamSpec{Name: iters, Type: tektonv1.ParamTypeArray})
-			li.Iterations = "pf-iterations-" + name
-			b.lists = append(b.lists, listArg{name: li.Iterations, count: cnt, elements: "$(params." + iters + "[*])"})
 		}
 		if !artifact {
 			li.ElementType = src.typ.String()
@@ -195,6 +192,7 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 		return nil
 	}
 	b := c.newBinding(where, s.loop, finally)
+	b.ext.ResultEnvelope = s.loop != nil
 	b.srcs = params
 	b.guard(s.guards)
 	inDefs := comp.GetInputDefinitions()
@@ -374,6 +372,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 		}
 	}
 	b := c.newBinding(where+".triggerPolicy", loop, false)
+	b.ext.ResultEnvelope = loop != nil
 	for _, in := range sortedKeys(params) {
 		typ := pipelinespec.ParameterType_STRING
 		if d, ok := comp.GetInputDefinitions().GetParameters()[in]; ok {
