@@ -54,7 +54,8 @@ func ParseChatCommand(body []byte) (ChatCommand, error) {
 	c := ChatCommand{ResponseURL: form.Get("response_url"), User: form.Get("user_name")}
 	fields := strings.Fields(form.Get("text"))
 	if len(fields) == 0 {
-		return ChatCommand{Verb: "help"}, nil
+		c.Verb = "help"
+		return c, nil
 	}
 	c.Verb = strings.ToLower(fields[0])
 	args := fields[1:]
