@@ -675,7 +675,9 @@ func (c *compiler) dag(s *scope, path []string, compName string, comp *pipelines
 }
 
 // pipelineResults maps the root DAG's outputs to Tekton pipeline results
-// named like task results (p-X, a-X), so a finished run reports them.
+// named like task results (p-X, a-X), so a finished run reports them. A
+// collected loop output is an array of result envelopes
+// ({"path":[i],"value":V}, in TaskRun-name order): order it by path.
 func (c *compiler) pipelineResults(root *scope) {
 	outs := c.p.Spec.GetRoot().GetDag().GetOutputs()
 	add := func(name string, src *source) {
