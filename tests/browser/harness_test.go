@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pipefn/pipefn/shared/allinone"
@@ -154,7 +155,53 @@ func newBrowser(tb testing.TB) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		tb.Fatalf("start Chromium (%s): %v", path, err)
 	}
+	watchRequests(tb, ctx)
 	return ctx
+}
+
+// inflight tracks the tab's unfinished requests, so that a timeout can say what the
+// page was still waiting for.
+type inflight struct {
+	mu  sync.Mutex
+	req map[network.RequestID]string
+}
+
+var tabs sync.Map // context.Context -> *inflight
+
+func watchRequests(tb testing.TB, ctx context.Context) {
+	in := &inflight{req: map[network.RequestID]string{}}
+	tabs.Store(ctx, in)
+	tb.Cleanup(func() { tabs.Delete(ctx) })
+	err := chromedp.Listen(ctx, func(ev any) {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			in.req[e.RequestID] = e.Request.URL
+		case *network.EventLoadingFinished:
+			delete(in.req, e.RequestID)
+		case *network.EventLoadingFailed:
+			delete(in.req, e.RequestID)
+		}
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func pendingRequests(ctx context.Context) []string {
+	v, ok := tabs.Load(ctx)
+	if !ok {
+		return nil
+	}
+	in := v.(*inflight)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []string
+	for _, u := range in.req {
+		out = append(out, u)
+	}
+	return out
 }
 
 // run runs actions with a deadline, failing the test with what was being done.
@@ -189,8 +236,8 @@ func waitJS(tb testing.TB, ctx context.Context, what, expr string) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('banner').textContent + ' | ' + document.getElementById('main').innerText.slice(0, 600)`))
-	tb.Fatalf("timed out waiting for %s (%s); last error %v; page: %s", what, expr, last, page)
+	page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.getElementById('banner').textContent + ' | ' + document.getElementById('main').innerText.slice(0, 600)`))
+	tb.Fatalf("timed out waiting for %s (%s); last error %v; requests in flight %q; page: %s", what, expr, last, pendingRequests(ctx), page)
 }
 
 // eval evaluates expr and decodes its value (through JSON) into out.

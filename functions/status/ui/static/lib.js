@@ -3,6 +3,10 @@
 
 const TOKEN_KEY = 'pipefn.token';
 export const API = '/apis/v2beta1';
+const REQUEST_TIMEOUT = 30000;
+// The server sends a keep-alive every 15 s on an idle event stream; a stream silent for
+// longer than this is taken as lost and reopened.
+const STREAM_IDLE = 40000;
 
 export function token() { return localStorage.getItem(TOKEN_KEY) || ''; }
 export function setToken(t) {
@@ -34,13 +38,21 @@ export async function api(path, opts = {}) {
     init.body = JSON.stringify(opts.body);
     init.headers['Content-Type'] = 'application/json';
   }
-  let res;
+  // A server that accepts the connection but never answers must not leave the page
+  // spinning: give up after REQUEST_TIMEOUT and say so.
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), REQUEST_TIMEOUT);
+  init.signal = ac.signal;
+  let res, text;
   try {
     res = await fetch(API + path, init);
+    text = await res.text();
   } catch (e) {
+    if (ac.signal.aborted) throw new ApiError(0, `The pipefn server did not answer ${init.method} ${path} within ${REQUEST_TIMEOUT / 1000} s.`, true);
     throw new ApiError(0, 'Cannot reach the pipefn server (' + e.message + '). Check that it is running.', true);
+  } finally {
+    clearTimeout(timer);
   }
-  const text = await res.text();
   if (!res.ok) {
     let msg = text;
     try { msg = JSON.parse(text).message || text; } catch (_) { /* not JSON */ }
@@ -54,9 +66,9 @@ export async function api(path, opts = {}) {
 
 // watch follows a server-sent event stream with the Authorization header (EventSource
 // cannot send one). onEvent(name, data) gets each event; onState('live'|'lost'|'closed')
-// reports the connection. It reconnects with Last-Event-ID until the stream ends on its
-// own (the run finished) or stop() is called.
-export function watch(path, onEvent, onState) {
+// reports the connection. It reconnects with Last-Event-ID until the stream ends and
+// finished() agrees (the run ended), or stop() is called.
+export function watch(path, onEvent, onState, finished = () => true) {
   const ctl = { stopped: false, abort: null };
   let lastID = '';
   let delay = 500;
@@ -80,9 +92,17 @@ export function watch(path, onEvent, onState) {
         delay = 500;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = '';
+        let idle = setTimeout(() => ac.abort(), STREAM_IDLE);
         for (;;) {
-          const { value, done } = await reader.read();
+          let chunk;
+          try {
+            chunk = await reader.read();
+          } finally {
+            clearTimeout(idle);
+          }
+          const { value, done } = chunk;
           if (done) { ended = true; break; }
+          idle = setTimeout(() => ac.abort(), STREAM_IDLE);
           buf += value;
           let i;
           while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -111,7 +131,7 @@ export function watch(path, onEvent, onState) {
         if (ctl.stopped) return;
         onState('lost', e.message);
       }
-      if (ended) { onState('closed'); return; }
+      if (ended && finished()) { onState('closed'); return; }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10000);
     }

@@ -242,7 +242,7 @@ export async function run(ctx, runID) {
     if (state === 'lost') ctx.banner('Connection to the server lost; reconnecting… (' + (msg || '') + ')', 'error');
     else if (state === 'live') ctx.banner('');
     else if (state === 'error') ctx.banner('Live updates unavailable: ' + msg, 'error');
-  });
+  }, () => TERMINAL.has(cur.state));
   ctx.onLeave(() => w.stop());
 }
 
