@@ -2,7 +2,11 @@ package k8s
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	argofake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
@@ -13,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/compile"
 )
 
@@ -88,5 +93,77 @@ func TestCancel(t *testing.T) {
 	}
 	if err := c.Cancel(ctx, "local", "t", "r1"); err == nil {
 		t.Error("cancel on an unknown backend: no error")
+	}
+}
+
+// TestCreateRateLimit: creations beyond the burst wait for tokens, so a burst of
+// submissions reaches the API server at the configured rate.
+func TestCreateRateLimit(t *testing.T) {
+	c := NewForClients(kubefake.NewSimpleClientset(), tektonfake.NewSimpleClientset(), argofake.NewSimpleClientset(),
+		Options{CreatesPerSecond: 20, CreateBurst: 2})
+	ctx := context.Background()
+	start := time.Now()
+	for i := range 8 {
+		pr := &tektonv1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Namespace: "t"}}
+		if _, _, err := c.CreatePipelineRun(ctx, pr, Attempt{RunID: fmt.Sprintf("r%d", i), Team: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 at once, then 6 more at 20/s: at least 300ms.
+	if d := time.Since(start); d < 280*time.Millisecond {
+		t.Errorf("8 creates took %v; the limiter let them through faster than 20/s after a burst of 2", d)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 3 {
+		_, _, err := c.CreatePipelineRun(cctx, &tektonv1.PipelineRun{}, Attempt{RunID: "x", Team: "t"})
+		if err == nil {
+			// The limiter may still hold a token; once empty, a cancelled context fails.
+			continue
+		}
+		if !strings.Contains(err.Error(), "rate limit") {
+			t.Errorf("cancelled wait: %v, want a rate limit error", err)
+		}
+		return
+	}
+	t.Error("creates with a cancelled context never failed")
+}
+
+// TestTaskLogs: a task's log is its pod's step containers, in order (the fake
+// clientset answers every log request with "fake logs").
+func TestTaskLogs(t *testing.T) {
+	kube := kubefake.NewSimpleClientset(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pf-r1-a0-train-pod", Namespace: "t"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "step-copy"}, {Name: "step-main"}, {Name: "sidecar"}}},
+	})
+	c := NewForClients(kube, tektonfake.NewSimpleClientset(), argofake.NewSimpleClientset(), Options{})
+	ctx := context.Background()
+	lbl := map[string]string{compile.LabelRunID: "r1", LabelAttempt: "0"}
+	if _, err := c.Tekton.TektonV1().PipelineRuns("t").Create(ctx, &tektonv1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "pf-r1-a0", Namespace: "t", Labels: lbl}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	trl := map[string]string{tektonPipelineRunLabel: "pf-r1-a0", tektonPipelineTaskLabel: "train"}
+	tr := &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "pf-r1-a0-train", Namespace: "t", Labels: trl}}
+	tr.Status.PodName = "pf-r1-a0-train-pod"
+	if _, err := c.Tekton.TektonV1().TaskRuns("t").Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run := api.Run{RunID: "r1"}
+	rc, err := c.TaskLogs(ctx, BackendTekton, "t", run, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	_ = rc.Close()
+	if string(b) != "fake logsfake logs" {
+		t.Errorf("log = %q, want the two step containers' logs", b)
+	}
+	for _, task := range []string{"nope"} {
+		if _, err := c.TaskLogs(ctx, BackendTekton, "t", run, task); api.KindOf(err) != api.KindNotFound {
+			t.Errorf("task %q: %v, want not found", task, err)
+		}
+	}
+	if _, err := c.TaskLogs(ctx, BackendTekton, "t", api.Run{RunID: "r2"}, "train"); api.KindOf(err) != api.KindNotFound {
+		t.Errorf("run without an object: %v, want not found", err)
 	}
 }

@@ -35,6 +35,7 @@ func TestFigures(t *testing.T) {
 		t.Skip("set PIPEFN_K8S_FIGURES=1 to measure dispatch latency and resync cost")
 	}
 	t.Run("dispatch", figureDispatch)
+	t.Run("burst", figureBurst)
 	t.Run("resync", figureResync)
 }
 
@@ -198,4 +199,49 @@ func populate(ctx context.Context, kube *k8s.Client, ns string, tmpl *tektonv1.P
 		}
 	}
 	return nil
+}
+
+// figureBurst: 100 submissions at once through the default limits (10 creates/s after a
+// burst of 20): how long the burst takes to drain and the create rate the API server saw.
+func figureBurst(t *testing.T) {
+	const n = 100
+	ctx := context.Background()
+	st := state.New(redistest.Start(t), nil)
+	kube, err := k8s.New(cluster.cfg, k8s.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, kube)
+	h := &compilefn.Handler{Runs: st, Backends: compilefn.KubeBackends(kube, "", quiet()), DefaultBackend: "argo",
+		Source: "figures", Now: time.Now, Log: quiet()}
+	var evs []cloudevents.Event
+	for range n {
+		run, _, err := st.CreateRun(ctx, ns, api.Run{DisplayName: "b", PipelineSpec: helloIR(t), Backend: "argo"}, state.CreateRunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := events.NewRunSubmitted("figures", time.Now(), events.RunSubmitted{RunID: run.RunID, Team: ns, Backend: "argo"})
+		evs = append(evs, e)
+	}
+	start := time.Now()
+	done := make(chan time.Duration, n)
+	for _, e := range evs {
+		go func() {
+			if _, err := h.Submitted(ctx, e); err != nil {
+				t.Error(err)
+			}
+			done <- time.Since(start)
+		}()
+	}
+	var lat []time.Duration
+	for range n {
+		lat = append(lat, <-done)
+	}
+	slices.Sort(lat)
+	total := lat[n-1]
+	t.Logf("burst of %d submissions under the default limits: drained in %v (%.1f creates/s); p50 %v p99 %v",
+		n, total.Round(time.Millisecond), float64(n)/total.Seconds(), lat[n/2].Round(time.Millisecond), lat[n*99/100].Round(time.Millisecond))
+	if total < 7*time.Second {
+		t.Errorf("100 creates in %v: faster than 10/s after a burst of 20, the limiter is not applied", total)
+	}
 }
