@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/lineage"
 )
 
 // TestRunLifecycle is the user's path through the UI: upload a pipeline, start a run,
@@ -332,4 +334,59 @@ func TestRecurringRunsAndExperiments(t *testing.T) {
 	if !found {
 		t.Errorf("experiment not stored: %+v", list.Experiments)
 	}
+}
+
+// TestMetricsAndConfusionMatrix shows a run's metrics: scalars as a table and a
+// classification's confusion matrix, as the lineage function reports them.
+func TestMetricsAndConfusionMatrix(t *testing.T) {
+	s := startServer(t)
+	ctx := newBrowser(t)
+	bg := context.Background()
+	p, err := s.c.UploadPipeline(bg, "hello", "", readFile(t, repoRoot(), "examples", "hello-artifacts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.c.CreateRun(bg, &api.Run{PipelineVersionReference: &api.PipelineVersionReference{PipelineID: p.PipelineID}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitRun(t, r.RunID, api.StateSucceeded)
+	// An evaluation step's report, as a launcher sends it (KFP SDK metadata shapes).
+	now := time.Now().UTC()
+	tf := lineage.TaskFinished{
+		Pipeline:  "hello-artifacts",
+		Execution: lineage.Execution{RunID: r.RunID, TaskID: "evaluate", TaskName: "evaluate", State: api.StateSucceeded, Start: now.Add(-time.Second), End: now},
+		Outputs: map[string][]lineage.Artifact{
+			"metrics": {{Name: "metrics", Type: lineage.TypeMetrics, URI: "file:///tmp/eval/metrics", Metadata: map[string]any{"accuracy": 0.91, "display_name": "metrics"}}},
+			"classification": {{Name: "classification", Type: lineage.TypeClassificationMetrics, URI: "file:///tmp/eval/classification", Metadata: map[string]any{
+				"confusionMatrix": map[string]any{
+					"annotationSpecs": []any{map[string]any{"displayName": "cat"}, map[string]any{"displayName": "dog"}},
+					"rows":            []any{map[string]any{"row": []any{8, 2}}, map[string]any{"row": []any{1, 9}}},
+				},
+			}}},
+		},
+	}
+	if err := s.srv.Store.RecordTaskFinished(bg, "default", tf); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "open the run", chromedp.Navigate(s.url+"/runs/"+r.RunID))
+	waitJS(t, ctx, "the confusion matrix", `document.querySelector('table[aria-label="Confusion matrix"]')`)
+	var cm [][]string
+	eval(t, ctx, `[...document.querySelectorAll('table[aria-label="Confusion matrix"] tr')].map(tr => [...tr.cells].map(c => c.textContent))`, &cm)
+	want := [][]string{{"", "cat", "dog"}, {"cat", "8", "2"}, {"dog", "1", "9"}}
+	if diff := cmp.Diff(want, cm); diff != "" {
+		t.Errorf("confusion matrix (-want +got):\n%s", diff)
+	}
+	var scalars [][]string
+	eval(t, ctx, `[...document.querySelectorAll('table[aria-label="Scalar metrics"] tbody tr')].map(tr => [...tr.cells].map(c => c.textContent))`, &scalars)
+	if diff := cmp.Diff([][]string{{"accuracy", "0.91"}}, scalars); diff != "" {
+		t.Errorf("scalar metrics (-want +got):\n%s", diff)
+	}
+	// Usable at a laptop's width: nothing forces the page wider than the window.
+	var overflow bool
+	eval(t, ctx, `document.documentElement.scrollWidth > window.innerWidth`, &overflow)
+	if overflow {
+		t.Error("the run page is wider than a 1366 px window")
+	}
+	screenshot(t, ctx, "run-metrics")
 }
