@@ -69,8 +69,15 @@ func TestRender(t *testing.T) {
 			if img != "registry.example/pf/submit:v1.2.3" {
 				t.Errorf("submit image %v", img)
 			}
-			if get(svc, "spec", "template", "metadata", "annotations", "autoscaling.knative.dev/min-scale") != "1" {
-				t.Error("submit is not kept warm")
+			// Scale to zero by default; only the webhook entry stays warm.
+			minScale := map[string]any{}
+			for _, o := range objs {
+				if o["kind"] == "Service" && o["apiVersion"] == "serving.knative.dev/v1" {
+					minScale[get(o, "metadata", "name").(string)] = get(o, "spec", "template", "metadata", "annotations", "autoscaling.knative.dev/min-scale")
+				}
+			}
+			if diff := cmp.Diff(map[string]any{"submit": "1", "compile": "0", "status": "0", "schedule": "0", "lineage": "0"}, minScale); diff != "" {
+				t.Errorf("min-scale per function (-want +got):\n%s", diff)
 			}
 			switch backend {
 			case "tekton":

@@ -427,3 +427,28 @@ func TestTriggerREST(t *testing.T) {
 		t.Errorf("get after delete: %d", status)
 	}
 }
+
+// TestBindingsEntry: a single-team install receives bound CloudEvents over HTTP at
+// /bindings, as its Broker's Trigger delivers them.
+func TestBindingsEntry(t *testing.T) {
+	env := newTriggerEnv(t)
+	env.trigger(t, state.Trigger{Kind: state.TriggerCloudEvent, PipelineID: env.pipeline.PipelineID,
+		EventType: "com.example.dataset.ready", Parameters: map[string]string{"message": "subject"}})
+	hdr := func(typ string) map[string]string {
+		return map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "b1", "Ce-Source": "lake", "Ce-Type": typ,
+			"Ce-Subject": "sales-2026-11", "Content-Type": "application/json"}
+	}
+	if status, body := env.post(t, "/bindings", hdr("com.example.other"), []byte(`{}`)); status/100 != 4 {
+		t.Errorf("unbound type: %d %s, want a 4xx (no redelivery)", status, body)
+	}
+	if status, body := env.post(t, "/bindings", hdr("com.example.dataset.ready"), []byte(`{}`)); status/100 != 2 {
+		t.Fatalf("bound type: %d %s", status, body)
+	}
+	runs := env.runs(t)
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+	if diff := cmp.Diff(map[string]any{"message": "sales-2026-11"}, params(runs[0])); diff != "" {
+		t.Errorf("parameters (-want +got):\n%s", diff)
+	}
+}
