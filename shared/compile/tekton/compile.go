@@ -85,7 +85,10 @@
 // backoff is not supported by Tekton (only the count is kept) and the run is
 // annotated with pipefn.dev/retry-backoff-ignored naming the tasks. A
 // dynamic loop larger than Tekton's default-max-matrix-combinations-count
-// (config-defaults, 256) fails at run time; raise it for big fan-outs.
+// (config-defaults, 256) fails at run time; raise it for big fan-outs. A
+// dynamic loop over an empty list makes Tekton skip the matrixed tasks and,
+// transitively, every task after them, where KFP would run those with empty
+// collections.
 package tekton
 
 import (
@@ -114,7 +117,9 @@ import (
 // cluster configured for "stable" does not reject runs. Results carry KFP
 // output parameters, artifact URIs and whole aggregated loop outputs, which
 // overflow the default 4 KiB termination message; sidecar-logs results with
-// a 1 MiB limit hold them. The output validates with Tekton's defaults too.
+// a 1 MiB limit hold them (the Tekton controller then needs to read pod
+// logs, which its default RBAC allows). The output validates with Tekton's
+// defaults too.
 var RequiredFeatureFlags = map[string]string{
 	"enable-api-fields": "beta",
 	"results-from":      "sidecar-logs",
