@@ -117,9 +117,8 @@ import (
 // cluster configured for "stable" does not reject runs. Results carry KFP
 // output parameters, artifact URIs and whole aggregated loop outputs, which
 // overflow the default 4 KiB termination message; sidecar-logs results with
-// a 1 MiB limit hold them (the Tekton controller then needs to read pod
-// logs, which its default RBAC allows). The output validates with Tekton's
-// defaults too.
+// a 1 MiB limit hold them (the Tekton controller must be allowed to read
+// pod logs). The output validates with Tekton's defaults too.
 var RequiredFeatureFlags = map[string]string{
 	"enable-api-fields": "beta",
 	"results-from":      "sidecar-logs",
