@@ -232,7 +232,12 @@ func (t *Triggers) postAnswer(to string, a ChatAnswer) {
 	}
 	if to == "" || !allow(to) {
 		if to != "" {
-			t.log().Warn("chat response_url refused", "url", to)
+			// Response URLs are capabilities; log where, not the whole address.
+			host := "?"
+			if u, err := url.Parse(to); err == nil {
+				host = u.Host
+			}
+			t.log().Warn("chat response_url refused", "host", host)
 		}
 		return
 	}
