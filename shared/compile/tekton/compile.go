@@ -16,7 +16,9 @@
 // $(tasks.T.results.p-X) through a task parameter.
 //
 // Root parameters become pipeline parameters whose values (the bound values of
-// Options.Params, encoded as CONTRACTS.md says) sit in spec.params.
+// Options.Params, encoded as CONTRACTS.md says) sit in spec.params; a root
+// input artifact is bound by its URI, a string in Options.Params under the
+// artifact's name. A loop over a bound root parameter is expanded inline.
 //
 // A triggerPolicy.condition becomes a "<task>-cond" task ("launcher cond")
 // that writes the result ok; the guarded task, and every task flattened out
