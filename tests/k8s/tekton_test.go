@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonv1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,7 +130,7 @@ func TestTektonRunLifecycle(t *testing.T) {
 		pr.Status.StartTime = now()
 		pr.Status.Conditions = succeeded(corev1.ConditionUnknown, "Running", "Tasks Completed: 0")
 	})
-	started := map[string]any{"pipelineRun": pr}
+	started := f.prEvent(pr)
 	f.send("dev.tekton.event.pipelinerun.running.v1", started, "")
 	f.waitRun(run.RunID, "RUNNING after pipelinerun.running", stateIs(api.StateRunning))
 
@@ -139,7 +140,7 @@ func TestTektonRunLifecycle(t *testing.T) {
 		tr.Status.StartTime = now()
 		tr.Status.Conditions = succeeded(corev1.ConditionUnknown, "Running", "")
 	})
-	f.send("dev.tekton.event.taskrun.running.v1", map[string]any{"taskRun": tr}, "")
+	f.send("dev.tekton.event.taskrun.running.v1", f.trEvent(tr), "")
 	r := f.waitRun(run.RunID, "produce RUNNING", taskState("produce", api.StateRunning))
 	if td, _ := task(r, "produce"); td.PodName != tr.Name+"-pod" || td.StartTime == nil {
 		t.Errorf("produce: pod %q start %v, want pod %q and a start time", td.PodName, td.StartTime, tr.Name+"-pod")
@@ -186,7 +187,7 @@ func TestTektonRunLifecycle(t *testing.T) {
 
 	// Duplicates of every event after the end change nothing.
 	f.send("dev.tekton.event.pipelinerun.running.v1", started, "")
-	f.send("dev.tekton.event.taskrun.running.v1", map[string]any{"taskRun": tr}, "")
+	f.send("dev.tekton.event.taskrun.running.v1", f.trEvent(tr), "")
 	f.tick()
 	f.stays(run.RunID, api.StateSucceeded)
 	rp, _ = f.api.GetRun(f.ctx, run.RunID)
@@ -213,7 +214,7 @@ func TestTektonFailRetryCancel(t *testing.T) {
 		pr.Status.Conditions = succeeded(corev1.ConditionFalse, "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 1")
 		pr.Status.SkippedTasks = []tektonv1.SkippedTask{{Name: "summarise", Reason: tektonv1.StoppingSkip}}
 	})
-	failed := map[string]any{"pipelineRun": pr}
+	failed := f.prEvent(pr)
 	f.send("dev.tekton.event.pipelinerun.failed.v1", failed, "")
 	r := f.waitRun(run.RunID, "FAILED", stateIs(api.StateFailed))
 	if r.Error == nil || !strings.Contains(r.Error.Message, "Failed: 1") {
@@ -238,7 +239,7 @@ func TestTektonFailRetryCancel(t *testing.T) {
 		pr.Status.StartTime = now()
 		pr.Status.Conditions = succeeded(corev1.ConditionUnknown, "Running", "")
 	})
-	f.send("dev.tekton.event.pipelinerun.started.v1", map[string]any{"pipelineRun": pr1}, "")
+	f.send("dev.tekton.event.pipelinerun.started.v1", f.prEvent(pr1), "")
 	f.waitRun(run.RunID, "RUNNING attempt 1", stateIs(api.StateRunning))
 
 	// Terminate: pipefn asks Tekton to cancel; the controller's answer is lost, the tick
@@ -268,6 +269,27 @@ func TestTektonFailRetryCancel(t *testing.T) {
 	if diff := cmp.Diff([]string{api.StateRunning, api.StateCanceling, api.StateCanceled}, history(r)[len(history(r))-3:]); diff != "" {
 		t.Errorf("last transitions (-want +got):\n%s", diff)
 	}
+}
+
+// prEvent is the data of Tekton's pipelinerun events: the controller converts the
+// object to v1beta1 before sending it.
+func (f *fixture) prEvent(pr *tektonv1.PipelineRun) map[string]any {
+	f.t.Helper()
+	var b tektonv1beta1.PipelineRun
+	if err := b.ConvertFrom(f.ctx, pr); err != nil {
+		f.t.Fatal(err)
+	}
+	return map[string]any{"pipelineRun": &b}
+}
+
+// trEvent is the data of Tekton's taskrun events (v1beta1, as prEvent).
+func (f *fixture) trEvent(tr *tektonv1.TaskRun) map[string]any {
+	f.t.Helper()
+	var b tektonv1beta1.TaskRun
+	if err := b.ConvertFrom(f.ctx, tr); err != nil {
+		f.t.Fatal(err)
+	}
+	return map[string]any{"taskRun": &b}
 }
 
 // cmpSubset compares only the keys the expected map names.
