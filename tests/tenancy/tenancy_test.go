@@ -126,6 +126,7 @@ func (e *env) json(t *testing.T, token, method, path string, in any, out any) {
 type red struct {
 	pipeline, version, experiment, run, recurring, trigger, artifact, node string
 	spec                                                                   string // the IR as JSON, for inline runs
+	token                                                                  string // a token id (hash prefix)
 	ids                                                                    []string
 }
 
@@ -205,7 +206,14 @@ func (e *env) seed(t *testing.T) red {
 	var tr handler.TriggerAnswer
 	e.json(t, admin, "POST", "/apis/v2beta1/triggers", map[string]any{"kind": "webhook", "pipeline_id": r.pipeline, "secret": secret}, &tr)
 	r.trigger = tr.TriggerID
-	r.ids = []string{r.pipeline, r.version, r.experiment, r.run, r.recurring, r.trigger, r.artifact, "red-hello", "red-exp", "red-run", "red-nightly"}
+	var tok map[string]any
+	e.json(t, admin, "POST", "/apis/v2beta1/tokens", map[string]string{"role": "viewer", "name": "red-dashboards"}, &tok)
+	r.token, _ = tok["token_id"].(string)
+	if tok["token"] == nil || r.token != auth.HashToken(tok["token"].(string))[:16] {
+		t.Fatalf("token answer: %v", tok)
+	}
+	r.ids = []string{r.pipeline, r.version, r.experiment, r.run, r.recurring, r.trigger, r.artifact, r.token,
+		"red-hello", "red-exp", "red-run", "red-nightly", "red-dashboards"}
 	for _, id := range r.ids {
 		if id == "" {
 			t.Fatalf("seeding left an empty id: %+v", r)
@@ -263,6 +271,8 @@ func TestNothingLeaks(t *testing.T) {
 		{"GET", p + "/triggers", "", list},
 		{"GET", p + "/triggers/" + r.trigger, "", missing},
 		{"DELETE", p + "/triggers/" + r.trigger, "", missing},
+		{"GET", p + "/tokens", "", list},
+		{"DELETE", p + "/tokens/" + r.token, "", missing},
 	}
 	blue := e.tokens["blue/admin"]
 	// twin replaces red's ids with ids that never existed, of the same shape.
@@ -386,6 +396,19 @@ func TestNothingLeaks(t *testing.T) {
 		if a := e.do(t, e.tokens["red/editor"], "GET", p+"/triggers", nil, nil); a.status != 403 {
 			t.Errorf("red editor listing triggers: %d, want 403", a.status)
 		}
+		if a := e.do(t, e.tokens["red/editor"], "POST", p+"/tokens", nil, []byte(`{"role":"admin"}`)); a.status != 403 {
+			t.Errorf("red editor issuing an admin token: %d, want 403", a.status)
+		}
+		// A token issued over REST works at once and stops at once when revoked.
+		var tok map[string]string
+		e.json(t, e.tokens["red/admin"], "POST", p+"/tokens", map[string]string{"role": "editor"}, &tok)
+		if a := e.do(t, tok["token"], "GET", p+"/runs/"+r.run, nil, nil); a.status != 200 {
+			t.Errorf("new token: %d", a.status)
+		}
+		e.json(t, e.tokens["red/admin"], "DELETE", p+"/tokens/"+tok["token_id"], nil, nil)
+		if a := e.do(t, tok["token"], "GET", p+"/runs/"+r.run, nil, nil); a.status != 401 {
+			t.Errorf("revoked token: %d, want 401", a.status)
+		}
 	})
 
 	// Nothing of red's changed.
@@ -408,6 +431,11 @@ func TestNothingLeaks(t *testing.T) {
 		}
 		e.json(t, admin, "GET", p+"/pipelines/"+r.pipeline+"/versions/"+r.version, nil, nil)
 		e.json(t, admin, "GET", p+"/triggers/"+r.trigger, nil, nil)
+		var toks map[string]any
+		e.json(t, admin, "GET", p+"/tokens", nil, &toks)
+		if !strings.Contains(fmt.Sprint(toks), r.token) {
+			t.Errorf("red's token %s is gone: %v", r.token, toks)
+		}
 		var runs struct {
 			Runs []api.Run `json:"runs"`
 		}

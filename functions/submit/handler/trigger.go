@@ -75,6 +75,9 @@ func (t *Triggers) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/{id}", t.team(t.get))
 	mux.HandleFunc("DELETE "+p+"/{id}", t.team(t.delete))
 	mux.HandleFunc("POST /hooks/{team}/{id}", t.hook)
+	if ts, ok := t.Store.(TokenStore); ok {
+		t.tokenRoutes(mux, ts)
+	}
 	if t.Team != "" {
 		// A single-team install receives bound CloudEvents from its namespace's Broker
 		// here. A multi-team server (pipefn up with authentication) routes them through
