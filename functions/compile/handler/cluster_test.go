@@ -6,20 +6,16 @@ import (
 	"os"
 	"testing"
 
-	argofake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
 	"github.com/google/go-cmp/cmp"
-	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	kubefake "k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/k8s"
+	"github.com/pipefn/pipefn/shared/k8s/k8sfake"
 )
 
 func helloJob(t *testing.T, attempt int) Job {
@@ -42,9 +38,8 @@ func helloJob(t *testing.T, attempt int) Job {
 
 // The real API server suite is tests/k8s; these use the clientsets' fakes for speed.
 func TestKubeBackendDispatch(t *testing.T) {
-	tk, ar := tektonfake.NewSimpleClientset(), argofake.NewSimpleClientset()
-	c := k8s.NewForClients(kubefake.NewSimpleClientset(), tk, ar, k8s.Options{})
-	backends := KubeBackends(c, "", nil)
+	c := k8sfake.New(k8s.Options{})
+	backends := KubeBackends(c.Client, "", nil)
 	ctx := context.Background()
 	for _, target := range []string{"tekton", "argo"} {
 		for _, attempt := range []int{0, 0, 1} { // the second is a redelivery
@@ -59,8 +54,8 @@ func TestKubeBackendDispatch(t *testing.T) {
 			}
 		}
 	}
-	prs, _ := tk.TektonV1().PipelineRuns("team-a").List(ctx, metav1.ListOptions{})
-	wfs, _ := ar.ArgoprojV1alpha1().Workflows("team-a").List(ctx, metav1.ListOptions{})
+	prs, _ := c.Tekton.TektonV1().PipelineRuns("team-a").List(ctx, metav1.ListOptions{})
+	wfs, _ := c.Argo.ArgoprojV1alpha1().Workflows("team-a").List(ctx, metav1.ListOptions{})
 	if len(prs.Items) != 2 || len(wfs.Items) != 2 {
 		t.Errorf("%d PipelineRuns and %d Workflows, want 2 each (attempts 0 and 1)", len(prs.Items), len(wfs.Items))
 	}
@@ -79,12 +74,9 @@ func TestKubeBackendErrors(t *testing.T) {
 		{"unreachable", errors.New("dial tcp: connection refused"), false},
 	}
 	for _, tt := range tests {
-		tk := tektonfake.NewSimpleClientset()
-		tk.PrependReactor("create", "pipelineruns", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, tt.createErr
-		})
-		c := k8s.NewForClients(kubefake.NewSimpleClientset(), tk, argofake.NewSimpleClientset(), k8s.Options{})
-		_, err := KubeBackends(c, "", nil)["tekton"].Dispatch(ctx, helloJob(t, 0))
+		c := k8sfake.New(k8s.Options{})
+		c.FailCreates("pipelineruns", tt.createErr)
+		_, err := KubeBackends(c.Client, "", nil)["tekton"].Dispatch(ctx, helloJob(t, 0))
 		if err == nil || events.IsPermanent(err) != tt.permanent {
 			t.Errorf("%s: err %v, permanent %v; want an error, permanent %v", tt.name, err, events.IsPermanent(err), tt.permanent)
 		}
@@ -92,8 +84,7 @@ func TestKubeBackendErrors(t *testing.T) {
 	// A pipeline the compiler cannot take fails the run.
 	job := helloJob(t, 0)
 	job.Run.RunID = ""
-	c := k8s.NewForClients(kubefake.NewSimpleClientset(), tektonfake.NewSimpleClientset(), argofake.NewSimpleClientset(), k8s.Options{})
-	if _, err := KubeBackends(c, "", nil)["tekton"].Dispatch(ctx, job); !events.IsPermanent(err) {
+	if _, err := KubeBackends(k8sfake.New(k8s.Options{}).Client, "", nil)["tekton"].Dispatch(ctx, job); !events.IsPermanent(err) {
 		t.Errorf("compile error: %v, want a permanent error", err)
 	}
 }
