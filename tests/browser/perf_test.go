@@ -8,12 +8,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/state"
 )
 
 // wideDAG is KFP IR of n shell tasks in layers of ten: each task after the first layer
@@ -119,15 +121,13 @@ func BenchmarkRunPage50Tasks(b *testing.B) {
 	// One load first, so that the browser's own start-up is not in the figures.
 	first := loadRunPage(b, browser, url, 50)
 	var sum pageLoad
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for b.Loop() {
 		l := loadRunPage(b, browser, url, 50)
 		sum.Bytes += l.Bytes
 		sum.FCP += l.FCP
 		sum.DAG += l.DAG
 		sum.Requests += l.Requests
 	}
-	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(sum.Bytes/n, "bytes/load")
 	b.ReportMetric(float64(sum.Requests)/n, "requests/load")
@@ -141,5 +141,104 @@ func BenchmarkRunPage50Tasks(b *testing.B) {
 	run(b, browser, "open the run", chromedp.Navigate(url))
 	waitJS(b, browser, "the DAG", `document.querySelectorAll('#run-graph g.node').length === 50`)
 	screenshot(b, browser, "run-50-tasks")
+	b.Log(note)
+}
+
+// BenchmarkRunsPage loads the runs list, cold, with many runs stored (10^5 unless
+// PIPEFN_BENCH_RUNS says otherwise): unfiltered, and filtered by state. The list is one
+// page from a server-side index, so its cost must not grow with the number of runs:
+//
+//	go test ./tests/browser -run '^$' -bench RunsPage -benchtime 5x
+func BenchmarkRunsPage(b *testing.B) {
+	n := 100000
+	if v := os.Getenv("PIPEFN_BENCH_RUNS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			b.Fatalf("PIPEFN_BENCH_RUNS=%q: want a positive number", v)
+		}
+	}
+	s := startServer(b)
+	bg := context.Background()
+	p, err := s.c.UploadPipeline(bg, "hello", "", readFile(b, repoRoot(), "examples", "hello-artifacts.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	versions, err := s.c.ListVersions(bg, p.PipelineID, 1, "")
+	if err != nil || len(versions.PipelineVersions) == 0 {
+		b.Fatalf("versions of %s: %v", p.PipelineID, err)
+	}
+	ref := &api.PipelineVersionReference{PipelineID: p.PipelineID, PipelineVersionID: versions.PipelineVersions[0].PipelineVersionID}
+	// Seed through the store (the REST path would also dispatch every run); every 100th
+	// run fails, so that a state filter has a sparse answer.
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				r, _, err := s.srv.Store.CreateRun(bg, "default", api.Run{DisplayName: fmt.Sprintf("seeded-%06d", i), PipelineVersionReference: ref, Backend: "local"}, state.CreateRunOptions{})
+				if err == nil && i%100 == 0 {
+					_, err = s.srv.Store.Transition(bg, "default", r.RunID, state.StateUpdate{State: api.StateFailed})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("seed: %v", err)
+	}
+	b.Logf("seeded %d runs in %s", n, time.Since(start).Round(time.Millisecond))
+	browser := newBrowser(b)
+	load := func(url string) pageLoad {
+		tab, cancel := chromedp.NewContext(browser)
+		defer cancel()
+		var mu sync.Mutex
+		var l pageLoad
+		if err := chromedp.Listen(tab, func(ev any) {
+			if e, ok := ev.(*network.EventLoadingFinished); ok {
+				mu.Lock()
+				l.Bytes += e.EncodedDataLength
+				l.Requests++
+				mu.Unlock()
+			}
+		}); err != nil {
+			b.Fatal(err)
+		}
+		run(b, tab, "open "+url, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: true})
+			return err
+		}), chromedp.Navigate(url))
+		waitJS(b, tab, "the list", `document.querySelectorAll('main tbody tr').length === 20 && performance.getEntriesByName('pipefn:runs-drawn').length`)
+		var t struct{ FCP, DAG float64 }
+		eval(b, tab, `({FCP: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1, DAG: performance.getEntriesByName('pipefn:runs-drawn')[0].startTime})`, &t)
+		l.FCP, l.DAG = t.FCP, t.DAG
+		mu.Lock()
+		defer mu.Unlock()
+		return l
+	}
+	all, failed := s.url+"/", s.url+"/?state=FAILED"
+	load(all)
+	var sumAll, sumFailed pageLoad
+	for b.Loop() {
+		a, f := load(all), load(failed)
+		sumAll.Bytes += a.Bytes
+		sumAll.DAG += a.DAG
+		sumFailed.DAG += f.DAG
+	}
+	k := float64(b.N)
+	b.ReportMetric(sumAll.Bytes/k, "bytes/load")
+	b.ReportMetric(sumAll.DAG/k, "ms-list")
+	b.ReportMetric(sumFailed.DAG/k, "ms-list-failed")
+	note := fmt.Sprintf("runs list with %d runs stored, cold cache, %d loads each\nbytes transferred: %.0f\nlist drawn: %.1f ms (all), %.1f ms (state=FAILED, 1%% of runs)\n",
+		n, b.N, sumAll.Bytes/k, sumAll.DAG/k, sumFailed.DAG/k)
+	if err := os.WriteFile(filepath.Join(artefactDir(b), "perf-runs-list.txt"), []byte(note), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	b.Log(note)
 }

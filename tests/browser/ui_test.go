@@ -156,9 +156,16 @@ func TestRunLifecycle(t *testing.T) {
 		t.Errorf("runs list (-want +got):\n%s", diff)
 	}
 	screenshot(t, ctx, "runs")
+	// Two changes at once (a hasty user): the page must still show one list.
 	run(t, ctx, "filter canceled", chromedp.SetValue(chromedp.CSS(`#f-state`), "CANCELED"),
-		js(`document.querySelector('#f-state').dispatchEvent(new Event('change'))`))
+		js(`const f = document.querySelector('#f-state'); f.dispatchEvent(new Event('change')); f.dispatchEvent(new Event('change'))`))
 	waitJS(t, ctx, "one canceled run", `location.search === '?state=CANCELED' && document.querySelectorAll('main tbody tr').length === 1`)
+	run(t, ctx, "settle", chromedp.Sleep(300*time.Millisecond))
+	var lists int
+	eval(t, ctx, `document.querySelectorAll('main table').length`, &lists)
+	if lists != 1 {
+		t.Errorf("after two quick navigations the page shows %d lists, want 1", lists)
+	}
 
 	// Compare the two succeeded runs side by side.
 	run(t, ctx, "runs list", chromedp.Navigate(s.url+"/?state=SUCCEEDED"))

@@ -16,10 +16,18 @@ const routes = [
 ];
 
 let cleanup = null;
+let generation = 0;
 
+// render draws the page for the current address. Each render draws into its own root,
+// which replaces the previous one at once; a render overtaken by a newer navigation
+// (a double click, a quick back) keeps writing into its detached root, harmlessly,
+// and anything it starts that must be stopped is stopped at once.
 async function render() {
+  const gen = ++generation;
   if (cleanup) { try { cleanup(); } catch (_) { /* page already gone */ } cleanup = null; }
   const main = document.getElementById('main');
+  const root = document.createElement('div');
+  main.replaceChildren(root);
   const path = location.pathname;
   const q = new URLSearchParams(location.search);
   banner('');
@@ -30,17 +38,20 @@ async function render() {
       a.classList.toggle('active', a.dataset.nav === section);
       if (a.dataset.nav === section) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
-    main.replaceChildren();
-    const ctx = { main, q, navigate, banner, onLeave: (f) => { cleanup = f; } };
+    const current = () => gen === generation;
+    const ctx = {
+      main: root, q, navigate,
+      banner: (text, kind) => { if (current()) banner(text, kind); },
+      onLeave: (f) => { if (current()) cleanup = f; else f(); },
+    };
     try {
       await fn(ctx, ...m.slice(1).map(decodeURIComponent));
     } catch (e) {
-      pages.showError(main, e);
+      pages.showError(root, e);
     }
     return;
   }
-  main.replaceChildren();
-  pages.showError(main, new Error('No page at ' + path + '.'));
+  pages.showError(root, new Error('No page at ' + path + '.'));
 }
 
 export function navigate(url, replace) {

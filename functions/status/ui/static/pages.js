@@ -95,6 +95,8 @@ export async function runs(ctx) {
     { label: 'Created', cell: (x) => fmtTime(x.created_at) },
   ], list, 'Runs'));
   main.append(pageBar(ctx, r.next_page_token, '/'));
+  // Marks when the first runs list is on screen (read by the browser benchmark).
+  if (!performance.getEntriesByName('pipefn:runs-drawn').length) performance.mark('pipefn:runs-drawn');
 }
 
 // specForRun finds a run's IR: inline on the run, or its pipeline version's.
