@@ -20,6 +20,7 @@ import (
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/k8s"
+	"github.com/pipefn/pipefn/shared/state"
 )
 
 func (f *fixture) pipelineRun(runID string, attempt int) *tektonv1.PipelineRun {
@@ -302,4 +303,40 @@ func cmpSubset() cmp.Option {
 		vx, _ := mi.Values()
 		return !vx.IsValid()
 	}, cmp.Ignore())
+}
+
+// TestCancelRaceHealed: a run pipefn is cancelling whose object still runs (its cancel
+// went out before the object existed) is cancelled again by the resync.
+func TestCancelRaceHealed(t *testing.T) {
+	for _, backend := range []string{"tekton", "argo"} {
+		t.Run(backend, func(t *testing.T) {
+			f := start(t, backend)
+			run := f.submit("race")
+			name := k8s.ObjectName(run.RunID, 0)
+			if backend == "tekton" {
+				f.pipelineRun(run.RunID, 0)
+			} else {
+				f.workflow(run.RunID, 0)
+			}
+			// CANCELING in the store, but no cancel reached the cluster.
+			if _, err := f.srv.Store.Transition(f.ctx, f.ns, run.RunID, state.StateUpdate{State: api.StateCanceling}); err != nil {
+				t.Fatal(err)
+			}
+			f.tick()
+			eventually(t, "object cancelled by the resync", func() error {
+				if backend == "tekton" {
+					pr, err := f.kube.Tekton.TektonV1().PipelineRuns(f.ns).Get(f.ctx, name, metav1.GetOptions{})
+					if err == nil && pr.Spec.Status != tektonv1.PipelineRunSpecStatusCancelled {
+						err = fmt.Errorf("spec.status %q", pr.Spec.Status)
+					}
+					return err
+				}
+				wf, err := f.kube.Argo.ArgoprojV1alpha1().Workflows(f.ns).Get(f.ctx, name, metav1.GetOptions{})
+				if err == nil && wf.Spec.Shutdown == "" {
+					err = fmt.Errorf("spec.shutdown empty")
+				}
+				return err
+			})
+		})
+	}
 }

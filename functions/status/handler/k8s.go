@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ type KubeObserver struct {
 	Client     *k8s.Client
 	Backend    string
 	PruneEvery time.Duration
-	Log        func(msg string, args ...any)
+	// Log receives prune and re-cancel reports (default slog.Default()).
+	Log *slog.Logger
 
 	mu        sync.Mutex
 	lastPrune map[string]time.Time
@@ -40,10 +42,24 @@ func KubeObservers(c *k8s.Client) map[string]Observer {
 	}
 }
 
-// Observe reads the runs' objects in the team's namespace.
+// Observe reads the runs' objects in the team's namespace. A run pipefn is cancelling
+// whose object still runs as if nothing happened (the object was created just after the
+// cancel went out, or the patch was lost) is cancelled again.
 func (o *KubeObserver) Observe(ctx context.Context, team string, runs []api.Run) (map[string]events.RunStatus, error) {
 	o.prune(ctx, team)
-	return o.Client.Observe(ctx, o.Backend, team, runs)
+	sts, err := o.Client.Observe(ctx, o.Backend, team, runs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		st, ok := sts[r.RunID]
+		if !ok || r.State != api.StateCanceling || (st.State != api.StatePending && st.State != api.StateRunning) {
+			continue
+		}
+		err := o.Client.Cancel(ctx, o.Backend, team, r.RunID)
+		o.log().InfoContext(ctx, "cancelling run again: its object still runs", "backend", o.Backend, "team", team, "run", r.RunID, "err", err)
+	}
+	return sts, nil
 }
 
 func (o *KubeObserver) prune(ctx context.Context, team string) {
@@ -64,9 +80,16 @@ func (o *KubeObserver) prune(ctx context.Context, team string) {
 		return
 	}
 	n, err := o.Client.Prune(ctx, o.Backend, team)
-	if o.Log != nil && (err != nil || n > 0) {
-		o.Log("pruned finished objects", "backend", o.Backend, "team", team, "deleted", n, "err", err)
+	if err != nil || n > 0 {
+		o.log().InfoContext(ctx, "pruned finished objects", "backend", o.Backend, "team", team, "deleted", n, "err", err)
 	}
+}
+
+func (o *KubeObserver) log() *slog.Logger {
+	if o.Log != nil {
+		return o.Log
+	}
+	return slog.Default()
 }
 
 // resync reads the live object of every run of the page that a cluster backend runs, and
