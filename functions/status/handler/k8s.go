@@ -2,6 +2,8 @@ package handler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -32,6 +34,43 @@ type KubeObserver struct {
 
 	mu        sync.Mutex
 	lastPrune map[string]time.Time
+	applied   map[string][sha256.Size]byte // team/run -> digest of the last status applied
+}
+
+// maxApplied bounds the memory of applied statuses; past it the memory starts over (a
+// forgotten status is applied once more, which is harmless).
+const maxApplied = 100_000
+
+// Seen reports whether st is exactly the status last applied for its run, so that a
+// steady resync does not rewrite what the store already holds.
+func (o *KubeObserver) Seen(st events.RunStatus) bool {
+	d := digest(st)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	prev, ok := o.applied[st.Team+"/"+st.RunID]
+	return ok && prev == d
+}
+
+// Remember records st as applied.
+func (o *KubeObserver) Remember(st events.RunStatus) {
+	d := digest(st)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.applied == nil || len(o.applied) >= maxApplied {
+		o.applied = map[string][sha256.Size]byte{}
+	}
+	o.applied[st.Team+"/"+st.RunID] = d
+}
+
+func digest(st events.RunStatus) [sha256.Size]byte {
+	b, _ := json.Marshal(st)
+	return sha256.Sum256(b)
+}
+
+// memo is what an Observer may offer to skip re-applying an unchanged status.
+type memo interface {
+	Seen(events.RunStatus) bool
+	Remember(events.RunStatus)
 }
 
 // KubeObservers returns observers for both cluster backends over one client.
@@ -130,8 +169,16 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 					continue
 				}
 			}
+			m, _ := h.Observers[backend].(memo)
+			if m != nil && m.Seen(st) {
+				continue
+			}
 			if err := h.applyStatus(ctx, st, now); err != nil {
 				h.log().ErrorContext(ctx, "resync: apply status", "run", r.RunID, "team", team, "err", err)
+				continue
+			}
+			if m != nil {
+				m.Remember(st)
 			}
 		}
 	}
