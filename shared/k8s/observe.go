@@ -173,9 +173,6 @@ func (c *Client) argoObjects(ctx context.Context, ns string, want map[string]api
 	return wfs, nil
 }
 
-// ErrNoObject is returned (wrapped, as api.KindNotFound) when a run has no live object.
-var ErrNoObject = errors.New("no backend object")
-
 // TaskLogs streams the log of one task of a run's current attempt: its pod's user
 // containers one after the other (Argo's "main"; Tekton's step-* containers).
 func (c *Client) TaskLogs(ctx context.Context, backend, namespace string, run api.Run, taskID string) (io.ReadCloser, error) {
@@ -185,7 +182,7 @@ func (c *Client) TaskLogs(ctx context.Context, backend, namespace string, run ap
 	}
 	st, ok := sts[run.RunID]
 	if !ok {
-		return nil, api.Errorf(api.KindNotFound, "run %q has no %s object in namespace %s (pruned, or never created): %v", run.RunID, backend, namespace, ErrNoObject)
+		return nil, api.Errorf(api.KindNotFound, "run %q has no %s object in namespace %s (pruned, or never created)", run.RunID, backend, namespace)
 	}
 	pod := ""
 	for _, t := range st.Tasks {
