@@ -27,8 +27,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
-
 	"github.com/pipefn/pipefn/shared/artifacts"
 	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
@@ -97,7 +95,7 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	}
 	if bound.Skip {
 		slog.Info("task skipped", "task", cfg.TaskID, "reason", bound.SkipReason)
-		return launch.WriteSkippedResults(inv.ResultsDir, spec)
+		return bound.WriteSkippedResults(inv.ResultsDir, spec)
 	}
 	mount := os.Getenv("PIPEFN_MOUNT_ROOT")
 	if mount == "" {
@@ -118,7 +116,7 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if err := launch.WriteResults(inv.ResultsDir, out, types); err != nil {
+	if err := bound.WriteResults(inv.ResultsDir, out, types); err != nil {
 		return err
 	}
 	slog.Info("task done", "task", cfg.TaskID, "params", len(out.Params), "artifacts", len(out.Artifacts))
@@ -136,31 +134,23 @@ func runCond(inv launch.Invocation) error {
 	}
 	if bound.Skip {
 		slog.Info("condition skipped", "task", bound.TaskID, "reason", bound.SkipReason)
-		return launch.WriteCondResult(inv.ResultsDir, false)
+		return bound.WriteCondResult(inv.ResultsDir, false)
 	}
 	ok, err := ir.EvalCondition(cfg.Condition, bound.Inputs.Params)
 	if err != nil {
 		return fmt.Errorf("task %s: %w", bound.TaskID, err)
 	}
 	slog.Info("condition evaluated", "task", bound.TaskID, "ok", ok)
-	return launch.WriteCondResult(inv.ResultsDir, ok)
+	return bound.WriteCondResult(inv.ResultsDir, ok)
 }
 
-// runItems writes the loop's iterations for a Tekton matrix: the JSON list
-// in --param list becomes the array result launch.ItemsResult.
+// runItems writes the loop's iterations for a Tekton matrix (see
+// launch.Invocation.Items) as the array result launch.ItemsResult.
 func runItems(inv launch.Invocation) error {
 	if _, err := launch.DecodeTaskConfig(inv.ConfigB64); err != nil {
 		return err
 	}
-	bound, err := inv.Bind("", launch.Types{Param: func(string) launch.ParameterType { return pipelinespec.ParameterType_LIST }})
-	if err != nil {
-		return err
-	}
-	list, ok := bound.Inputs.Params["list"]
-	if !ok {
-		return fmt.Errorf("items needs --param list=<JSON list>")
-	}
-	text, err := launch.EncodeIterations(list.GetListValue().AsSlice())
+	text, err := inv.Items()
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func TestBind(t *testing.T) {
 				ListParams:    map[string][]string{"peer": {"0.5", "1.5", "2.5"}, "all": {"1", "", "3"}},
 				ListArtifacts: map[string][]string{"one": {"s3://b/0", "s3://b/1"}, "models": {"s3://b/x", "", `["s3://b/y"]`}},
 			},
-			want: Bound{TaskID: "t.1", Inputs: Inputs{
+			want: Bound{TaskID: "t.1", Path: []int{1}, Inputs: Inputs{
 				Params:    params(t, map[string]any{"item": "first", "field": 7, "peer": 1.5, "all": []any{1, 3}, "picked": "v"}),
 				Artifacts: map[string][]*pipelinespec.RuntimeArtifact{"one": art("one", "s3://b/1"), "models": art("models", "s3://b/x", "s3://b/y")},
 			}},
@@ -69,14 +69,14 @@ func TestBind(t *testing.T) {
 			inv: Invocation{Params: map[string]string{"pf-guard-0": "true"}, Iteration: `{"index":0,"item":1}`,
 				ExtraB64:   Extra{Guards: []string{"pf-guard-0", "pf-guard-1"}, ListInputs: map[string]ListInput{"pf-guard-1": {PerIteration: true, ElementType: "STRING"}}}.encode(),
 				ListParams: map[string][]string{"pf-guard-1": {"true", "false"}}},
-			want: Bound{TaskID: "t.0", Inputs: Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}},
+			want: Bound{TaskID: "t.0", Path: []int{0}, Inputs: Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}},
 		},
 		{
 			name: "a false guard skips",
 			inv: Invocation{Iteration: `{"index":1,"item":1}`,
 				ExtraB64:   Extra{Guards: []string{"pf-guard-0"}, ListInputs: map[string]ListInput{"pf-guard-0": {PerIteration: true, ElementType: "STRING"}}}.encode(),
 				ListParams: map[string][]string{"pf-guard-0": {"true", "false"}}},
-			want: Bound{TaskID: "t.1", Skip: true, SkipReason: `condition pf-guard-0 is "false"`,
+			want: Bound{TaskID: "t.1", Skip: true, SkipReason: `condition pf-guard-0 is "false"`, Path: []int{1},
 				Inputs: Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}},
 		},
 		{name: "bad param", inv: Invocation{Params: map[string]string{"n": "x"}}, wantErr: "--param n:"},
@@ -118,4 +118,13 @@ func TestEncodeIterations(t *testing.T) {
 	if got != want {
 		t.Errorf("EncodeIterations = %s, want %s", got, want)
 	}
+}
+
+// encode returns the --extra-b64 value of e.
+func (e Extra) encode() string {
+	s, err := e.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

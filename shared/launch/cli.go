@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -145,39 +144,6 @@ func (inv Invocation) Args() []string {
 	return out
 }
 
-// Extra is the static loop extension of a task (--extra-b64), written by the
-// Tekton compiler, whose matrixed tasks can only exchange whole result
-// arrays.
-type Extra struct {
-	// IterationInputs maps an input bound to the loop item to the
-	// parameterExpressionSelector applied to the item ("" = the whole item).
-	IterationInputs map[string]string `json:"iterationInputs,omitempty"`
-	// ListInputs describes every --list-param / --list-artifact input.
-	ListInputs map[string]ListInput `json:"listInputs,omitempty"`
-	// Guards name inputs holding condition results ("true"/"false"); unless
-	// all are "true" the task is skipped (empty results, cond: ok=false).
-	Guards []string `json:"guards,omitempty"`
-	// Selectors maps an input to the parameterExpressionSelector applied to
-	// the value it receives (outside loop items).
-	Selectors map[string]string `json:"selectors,omitempty"`
-}
-
-// ListInput tells the launcher what to do with an aggregated result array.
-type ListInput struct {
-	// PerIteration: take element [iteration index]; otherwise collect all
-	// elements into one list (dsl.Collected).
-	PerIteration bool `json:"perIteration,omitempty"`
-	// ElementType is the KFP parameter type name of each element ("" for
-	// artifacts), e.g. "NUMBER_INTEGER".
-	ElementType string `json:"elementType,omitempty"`
-}
-
-// Iteration is one loop iteration as the Tekton matrix passes it.
-type Iteration struct {
-	Index int             `json:"index"`
-	Item  json.RawMessage `json:"item"`
-}
-
 // ItemsResult is the array result of the `items` subcommand.
 const ItemsResult = "iterations"
 
@@ -185,31 +151,6 @@ const ItemsResult = "iterations"
 // is only known at run time (Argo loops: "for-loop-1.2.train"). It overrides
 // TaskConfig.TaskID and CondConfig.TaskID and is not an input.
 const TaskIDParam = "pipefn.task-id"
-
-func (inv Invocation) extra() (Extra, error) {
-	var e Extra
-	if inv.ExtraB64 == "" {
-		return e, nil
-	}
-	if err := decodeB64(inv.ExtraB64, &e); err != nil {
-		return Extra{}, fmt.Errorf("--extra-b64: %w", err)
-	}
-	return e, nil
-}
-
-func (inv Invocation) iteration() (*Iteration, error) {
-	if inv.Iteration == "" {
-		return nil, nil
-	}
-	var it Iteration
-	if err := json.Unmarshal([]byte(inv.Iteration), &it); err != nil {
-		return nil, fmt.Errorf("--iteration %s: want {\"index\":N,\"item\":...}: %w", clip(inv.Iteration), err)
-	}
-	if it.Index < 0 {
-		return nil, fmt.Errorf("--iteration %s: negative index", clip(inv.Iteration))
-	}
-	return &it, nil
-}
 
 // EncodeIterations renders a JSON list as the items subcommand's result: a
 // JSON array of strings, each the compact {"index":N,"item":<item>}.
@@ -224,11 +165,4 @@ func EncodeIterations(list []any) (string, error) {
 	}
 	b, err := json.Marshal(out)
 	return string(b), err
-}
-
-// encode returns the --extra-b64 value of e (the Tekton compiler has its own
-// copy of this encoding; tests use this one).
-func (e Extra) encode() string {
-	b, _ := json.Marshal(e)
-	return base64.StdEncoding.EncodeToString(b)
 }

@@ -56,6 +56,44 @@ func isAlnum(c byte) bool {
 // each output parameter and a-<name> with the artifact URI (a JSON array of
 // URIs for an artifact list). types gives each parameter's declared type.
 func WriteResults(dir string, out Outputs, types map[string]ParameterType) error {
+	return resultWriter{}.results(dir, out, types)
+}
+
+// resultWriter writes results plain or, for a matrixed task, in envelopes.
+type resultWriter struct {
+	envelope bool
+	path     []int
+}
+
+// WriteResults is the package's WriteResults for the bound task: in
+// envelopes naming the iteration when the task is matrixed.
+func (b Bound) WriteResults(dir string, out Outputs, types map[string]ParameterType) error {
+	return b.writer().results(dir, out, types)
+}
+
+// WriteSkippedResults is WriteSkippedResults for the bound task.
+func (b Bound) WriteSkippedResults(dir string, spec *pipelinespec.ComponentSpec) error {
+	return b.writer().skipped(dir, spec)
+}
+
+// WriteCondResult is WriteCondResult for the bound task.
+func (b Bound) WriteCondResult(dir string, ok bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("launch: results dir %s: %w", dir, err)
+	}
+	return b.writer().write(dir, CondResult, fmt.Sprint(ok), false)
+}
+
+func (b Bound) writer() resultWriter { return resultWriter{envelope: b.Envelope, path: b.Path} }
+
+func (w resultWriter) write(dir, name, value string, skipped bool) error {
+	if w.envelope {
+		value = EncodeEnvelope(w.path, value, skipped)
+	}
+	return writeResult(dir, name, value)
+}
+
+func (w resultWriter) results(dir string, out Outputs, types map[string]ParameterType) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("launch: results dir %s: %w", dir, err)
 	}
@@ -64,12 +102,12 @@ func WriteResults(dir string, out Outputs, types map[string]ParameterType) error
 		if !ok {
 			t = pipelinespec.ParameterType_PARAMETER_TYPE_ENUM_UNSPECIFIED
 		}
-		if err := writeResult(dir, ParamResult(name), EncodeParam(v, t)); err != nil {
+		if err := w.write(dir, ParamResult(name), EncodeParam(v, t), false); err != nil {
 			return err
 		}
 	}
 	for name, list := range out.Artifacts {
-		if err := writeResult(dir, ArtifactResult(name), encodeURIs(list, len(list) != 1)); err != nil {
+		if err := w.write(dir, ArtifactResult(name), encodeURIs(list, len(list) != 1), false); err != nil {
 			return err
 		}
 	}
@@ -109,16 +147,20 @@ func writeResult(dir, name, value string) error {
 // a task its guards skipped: engines expect every declared result, and
 // consumers treat empty results of a skipped iteration as absent.
 func WriteSkippedResults(dir string, spec *pipelinespec.ComponentSpec) error {
+	return resultWriter{}.skipped(dir, spec)
+}
+
+func (w resultWriter) skipped(dir string, spec *pipelinespec.ComponentSpec) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("launch: results dir %s: %w", dir, err)
 	}
 	for name := range spec.GetOutputDefinitions().GetParameters() {
-		if err := writeResult(dir, ParamResult(name), ""); err != nil {
+		if err := w.write(dir, ParamResult(name), "", true); err != nil {
 			return err
 		}
 	}
 	for name := range spec.GetOutputDefinitions().GetArtifacts() {
-		if err := writeResult(dir, ArtifactResult(name), ""); err != nil {
+		if err := w.write(dir, ArtifactResult(name), "", true); err != nil {
 			return err
 		}
 	}

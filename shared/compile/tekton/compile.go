@@ -39,7 +39,7 @@
 // whose values are compact JSON {"index":i,"item":x} (launch.Iteration);
 // nested loops add "path" and "items" with one entry per level from the
 // outermost: so each TaskRun knows its iteration indices (for its task id
-// and artifact paths) and its items (see iterationValue).
+// and artifact paths) and its items (see launch.Iteration).
 // Static item lists are written inline; a dynamic list (an upstream output
 // or a parameter) first goes through a "<loop>-items" task ("launcher
 // items") that writes the array result "iterations". Tekton cannot nest a
@@ -54,7 +54,7 @@
 // needs the value another body task produced in the same iteration receives
 // the whole array plus its length ($(tasks.T.matrix.length)) and the
 // launcher picks the element with its own path ("--list-param NAME COUNT
-// E1..EN", listInput.PerIteration), and a task after the loop that consumes
+// E1..EN", launch.ListInput.PerIteration), and a task after the loop that consumes
 // a collected output (dsl.Collected) gets the same array, which the
 // launcher orders by path into a list (nested lists for nested loops).
 //
@@ -244,7 +244,7 @@ type loopCtx struct {
 	matrix tektonv1.Param
 	parent *loopCtx // the enclosing loop, nil at the outermost level
 	depth  int      // 1 for an outermost loop
-	levels []levelSpec
+	levels []launch.Level
 	inputs map[string]*source // the --param values the levels read
 	// artifactInputs are the artifact lists the levels iterate over.
 	artifactInputs map[string]*source
@@ -824,7 +824,7 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 		}
 	}
 	lc.matrix.Name = iterationParam
-	lvl := levelSpec{}
+	lvl := launch.Level{}
 	it := t.GetParameterIterator()
 	itemInput := it.GetItemInput()
 	switch {
@@ -875,7 +875,7 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 			}
 			lvl.Raw = items
 		case src.kind == srcItem:
-			lvl.FromItem = &itemRef{Level: src.loop.depth - 1, Selector: src.selector}
+			lvl.FromItem = &launch.ItemRef{Level: src.loop.depth - 1, Selector: src.selector}
 		case src.kind == srcResult && src.loop != nil:
 			c.errorf(where+".parameterIterator.items.inputParameter", "nested ParallelFor over a list computed inside the outer loop is not supported on Tekton")
 			return nil
@@ -922,49 +922,25 @@ func (c *compiler) loop(s *scope, path []string, comp *pipelinespec.ComponentSpe
 	return c.dag(s, path, t.GetComponentRef().GetName(), comp, bodyParams, bodyArtifacts, runAfter, when, lc, where)
 }
 
-// levelSpec says where one loop level's items come from (exactly one of
-// Raw, Input, ArtifactInput, FromItem): the launcher's items subcommand
-// reads it.
-type levelSpec struct {
-	Raw           []any    `json:"raw,omitempty"`           // a static list
-	Input         string   `json:"input,omitempty"`         // a --param holding a JSON list
-	ArtifactInput string   `json:"artifactInput,omitempty"` // an --artifact/--list-artifact: the items are its URIs
-	FromItem      *itemRef `json:"fromItem,omitempty"`      // a list inside an outer level's item
-}
-
-// itemRef is the item of an enclosing loop level, with a selector applied.
-type itemRef struct {
-	Level    int    `json:"level"`
-	Selector string `json:"selector,omitempty"`
-}
-
-// iterationValue is one matrix value. Index and Item are the innermost
-// level's (all a single loop needs: launch.Iteration). Nested loops add,
-// for each level from the outermost, the index path and the items.
-type iterationValue struct {
-	Index int   `json:"index"`
-	Item  any   `json:"item"`
-	Path  []int `json:"path,omitempty"`
-	Items []any `json:"items,omitempty"`
-}
-
 // staticIterations expands the product of levels at compile time when all
-// of them are static lists.
-func staticIterations(levels []levelSpec) ([]string, bool) {
+// of them are static lists (as the launcher's items subcommand does at run
+// time for the others).
+func staticIterations(levels []launch.Level) ([]string, bool) {
 	for _, l := range levels {
 		if l.Raw == nil {
 			return nil, false
 		}
 	}
-	iters := []iterationValue{{}}
+	iters := []launch.Iteration{{}}
 	for _, l := range levels {
-		var next []iterationValue
+		var next []launch.Iteration
 		for _, prefix := range iters {
 			for i, item := range l.Raw {
-				next = append(next, iterationValue{
-					Index: i, Item: item,
+				raw, _ := json.Marshal(item) // decoded from JSON, so it encodes
+				next = append(next, launch.Iteration{
+					Index: i, Item: raw,
 					Path:  append(append([]int(nil), prefix.Path...), i),
-					Items: append(append([]any(nil), prefix.Items...), item),
+					Items: append(append([]json.RawMessage(nil), prefix.Items...), raw),
 				})
 			}
 		}

@@ -420,7 +420,7 @@ root:
 	if diff := cmp.Diff(want, first.Matrix); diff != "" {
 		t.Errorf("matrix (-want +got):\n%s", diff)
 	}
-	var ext extraConfig
+	var ext launch.Extra
 	args := mainArgs(t, first, nil)
 	ext = decodeExtra(t, args)
 	if diff := cmp.Diff(map[string]string{"msg": `parseJson(string_value)["a"]`}, ext.IterationInputs); diff != "" {
@@ -436,7 +436,7 @@ root:
 	}
 	args = mainArgs(t, second, nil)
 	ext = decodeExtra(t, args)
-	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, PerIteration: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]launch.ListInput{"msg": {Enveloped: true, PerIteration: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("list inputs (-want +got):\n%s", diff)
 	}
 	tail := args[len(args)-6:]
@@ -449,7 +449,7 @@ root:
 		t.Error("fan-in task must not be matrixed")
 	}
 	ext = decodeExtra(t, mainArgs(t, collect, nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]launch.ListInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("collected list input (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"for-loop-1-first", "for-loop-1-second"}, collect.RunAfter); diff != "" {
@@ -465,9 +465,9 @@ root:
 	}
 }
 
-func decodeExtra(t *testing.T, args []string) extraConfig {
+func decodeExtra(t *testing.T, args []string) launch.Extra {
 	t.Helper()
-	var ext extraConfig
+	var ext launch.Extra
 	for i, a := range args {
 		if a == "--extra-b64" {
 			b, err := base64.StdEncoding.DecodeString(args[i+1])
@@ -651,7 +651,7 @@ root:
 	if diff := cmp.Diff(want, paramMap(use.Params)); diff != "" {
 		t.Errorf("OneOf consumer params (-want +got):\n%s", diff)
 	}
-	wantExt := map[string][]oneOfCandidate{"msg": {
+	wantExt := map[string][]launch.OneOfCandidate{"msg": {
 		{Input: "pf-oneof-0-msg", Guards: []string{"pf-oneof-0-0-msg"}},
 		{Input: "pf-oneof-1-msg", Guards: []string{"pf-oneof-1-0-msg"}},
 	}}
@@ -748,12 +748,12 @@ root:
 		t.Errorf("outer level matrix has %d values, want 2", n)
 	}
 	use := decodeExtra(t, mainArgs(t, task(t, pr, "for-loop-1-for-loop-2-outer-use"), nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]launch.ListInput{"msg": {Enveloped: true, PerIteration: true, Level: 1, ElementType: "STRING"}}, use.ListInputs); diff != "" {
 		t.Errorf("per-iteration pick in nested loop (-want +got):\n%s", diff)
 	}
 	collect := task(t, pr, "collect")
 	ext := decodeExtra(t, mainArgs(t, collect, nil))
-	if diff := cmp.Diff(map[string]listInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
+	if diff := cmp.Diff(map[string]launch.ListInput{"msg": {Enveloped: true, ElementType: "STRING"}}, ext.ListInputs); diff != "" {
 		t.Errorf("nested collected (-want +got):\n%s", diff)
 	}
 	if !decodeExtra(t, mainArgs(t, inner, nil)).ResultEnvelope {

@@ -27,7 +27,7 @@ type binding struct {
 	params    map[string]string // launcher --param
 	artifacts map[string]string // launcher --artifact
 	lists     []listArg
-	ext       extraConfig
+	ext       launch.Extra
 	srcs      map[string]*source // the task's resolved parameter inputs
 }
 
@@ -64,10 +64,10 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 	switch src.kind {
 	case srcOneOf:
 		if b.ext.OneOf == nil {
-			b.ext.OneOf = map[string][]oneOfCandidate{}
+			b.ext.OneOf = map[string][]launch.OneOfCandidate{}
 		}
 		for i, cand := range src.candidates {
-			oc := oneOfCandidate{Input: fmt.Sprintf("pf-oneof-%d-%s", i, name)}
+			oc := launch.OneOfCandidate{Input: fmt.Sprintf("pf-oneof-%d-%s", i, name)}
 			plain := *cand
 			plain.guards = nil
 			b.bind(oc.Input, &plain, artifact, typ)
@@ -135,12 +135,12 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		cnt := b.taskParam(count, "$(tasks."+src.task+".matrix.length)")
 		b.lists = append(b.lists, listArg{artifact: artifact, name: name, count: cnt, elements: "$(params." + list + "[*])"})
 		if b.ext.ListInputs == nil {
-			b.ext.ListInputs = map[string]listInput{}
+			b.ext.ListInputs = map[string]launch.ListInput{}
 		}
 		// Every element is a result envelope {"path":[..],"value":V}
-		// (extraConfig.ResultEnvelope): Tekton orders a matrix's aggregated
+		// (launch.Extra.ResultEnvelope): Tekton orders a matrix's aggregated
 		// results by TaskRun name, not by iteration.
-		li := listInput{PerIteration: perIteration, Enveloped: true}
+		li := launch.ListInput{PerIteration: perIteration, Enveloped: true}
 		switch {
 		case perIteration:
 			li.Level = src.loop.depth - 1
@@ -352,7 +352,7 @@ func (c *compiler) importerSpec(cfg launch.TaskConfig, imp *pipelinespec.Pipelin
 // the loop it is matrixed over: a condition inside a ParallelFor body that
 // reads the iteration is matrixed like the body. Since a Tekton when
 // expression applies to a whole matrix, the tasks it guards skip themselves
-// per iteration in the launcher instead (extraConfig.Guards); so do the
+// per iteration in the launcher instead (launch.Extra.Guards); so do the
 // tasks of a guard-mode scope (see scope.guardMode). asGuard says which.
 func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.ComponentSpec, t *pipelinespec.PipelineTaskSpec, cond string,
 	params map[string]*source, runAfter []string, when tektonv1.WhenExpressions, where string) (name string, loop *loopCtx, asGuard bool) {
@@ -401,7 +401,7 @@ func (c *compiler) condTask(s *scope, path []string, comp *pipelinespec.Componen
 }
 
 // itemsTask adds "<loop>-items", which expands the loop's levels (see
-// levelSpec) into the array result its matrix fans out over.
+// launch.Level) into the array result its matrix fans out over.
 func (c *compiler) itemsTask(s *scope, path []string, lc *loopCtx, runAfter []string, when tektonv1.WhenExpressions, where string) string {
 	name := c.names.name(path, "items")
 	cfg := launch.TaskConfig{RunID: c.opts.RunID, TaskID: name, TaskName: path[len(path)-1] + "-items", PipelineRoot: c.pipelineRoot()}
