@@ -146,8 +146,11 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 			by[r.Backend] = append(by[r.Backend], r)
 		}
 	}
-	for backend, rs := range by {
-		sts, err := h.Observers[backend].Observe(ctx, team, rs)
+	// Every observer is asked, even with no runs, so that it can prune the team's
+	// finished objects when the team has nothing active.
+	for backend, obs := range h.Observers {
+		rs := by[backend]
+		sts, err := obs.Observe(ctx, team, rs)
 		if err != nil {
 			h.log().ErrorContext(ctx, "resync: observe backend", "backend", backend, "team", team, "err", err)
 			continue
