@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/lineage"
 )
 
@@ -396,4 +397,71 @@ func TestMetricsAndConfusionMatrix(t *testing.T) {
 		t.Error("the run page is wider than a 1366 px window")
 	}
 	screenshot(t, ctx, "run-metrics")
+}
+
+// TestFailedRunAndRetry shows a failed run (inline spec, exit handler) with its error
+// and the failed task's log, and retries it from the page.
+func TestFailedRunAndRetry(t *testing.T) {
+	s := startServer(t)
+	ctx := newBrowser(t)
+	bg := context.Background()
+	spec, err := ir.SpecJSON(readFile(t, repoRoot(), "examples", "failing.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.c.CreateRun(bg, &api.Run{PipelineSpec: spec}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitRun(t, r.RunID, api.StateFailed)
+	run(t, ctx, "open the run", chromedp.Navigate(s.url+"/runs/"+r.RunID))
+	waitJS(t, ctx, "the graph", `document.querySelector('#run-graph svg')`)
+	var drawn map[string]string
+	eval(t, ctx, `Object.fromEntries([...document.querySelectorAll('#run-graph g.node')].map(g => [g.dataset.id, /n-([A-Z]+)/.exec(g.getAttribute('class'))?.[1] || '']))`, &drawn)
+	want := map[string]string{
+		"exit-handler-1": "FAILED", "exit-handler-1.prepare": "SUCCEEDED", "exit-handler-1.validate": "FAILED",
+		"exit-handler-1.publish": "SKIPPED", "report": "SUCCEEDED",
+	}
+	if diff := cmp.Diff(want, drawn); diff != "" {
+		t.Errorf("drawn states (-want +got):\n%s", diff)
+	}
+	var head string
+	eval(t, ctx, `document.querySelector('main .panel').innerText`, &head)
+	if !strings.Contains(head, "validate") {
+		t.Errorf("run header does not show the error naming the failed task:\n%s", head)
+	}
+	run(t, ctx, "open the failed task's log",
+		js(`document.querySelector('#run-graph g.node[data-id="exit-handler-1.validate"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`),
+		chromedp.WaitVisible(chromedp.CSS(`#show-log`)),
+		chromedp.Click(chromedp.CSS(`#show-log`)))
+	waitJS(t, ctx, "the log", `document.querySelector('#task-log').textContent.includes('validation failed: 3 rows have no label')`)
+	screenshot(t, ctx, "run-failed")
+
+	run(t, ctx, "retry", chromedp.Click(`//button[text()="Retry"]`))
+	waitJS(t, ctx, "the second attempt, failed again", `[...document.querySelectorAll('main dt')].find(dt => dt.textContent === 'Attempt')?.nextElementSibling.textContent === '2' && document.querySelector('#run-state .badge').textContent === 'failed'`)
+	got := s.waitRun(t, r.RunID, api.StateFailed)
+	if got.Attempt != 1 {
+		t.Errorf("attempt after Retry = %d, want 1", got.Attempt)
+	}
+}
+
+// TestPipelineVersions uploads a second version from the pipeline page and shows the
+// graph of the version chosen.
+func TestPipelineVersions(t *testing.T) {
+	s := startServer(t)
+	ctx := newBrowser(t)
+	p, err := s.c.UploadPipeline(context.Background(), "evolving", "", readFile(t, repoRoot(), "examples", "hello-artifacts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "open the pipeline", chromedp.Navigate(s.url+"/pipelines/"+p.PipelineID))
+	waitJS(t, ctx, "the first version's graph", `document.querySelectorAll('#pipeline-graph g.node').length === 2`)
+	run(t, ctx, "upload a version",
+		chromedp.SetUploadFiles(chromedp.CSS(`#version-file`), []string{filepath.Join(repoRoot(), "examples", "condition-loop.yaml")}),
+		chromedp.Click(`//button[text()="Upload version"]`))
+	waitJS(t, ctx, "the new version's graph", `document.querySelectorAll('#version option').length === 2 && document.querySelector('#pipeline-graph g.node[data-id="condition-1.for-loop-2.greet"]')`)
+	screenshot(t, ctx, "pipeline-versions")
+	// The older version is one choice away, at its own address.
+	run(t, ctx, "choose the first version", js(`const v = document.querySelector('#version'); v.value = [...v.options].find(o => !o.selected).value; v.dispatchEvent(new Event('change'))`))
+	waitJS(t, ctx, "the first version again", `location.search.startsWith('?version=') && document.querySelectorAll('#pipeline-graph g.node').length === 2`)
 }

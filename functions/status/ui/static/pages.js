@@ -151,6 +151,7 @@ export async function run(ctx, runID) {
         ['Duration', duration(r.created_at, r.finished_at)],
         ['Parameters', Object.keys(params).length ? Object.entries(params).map(([k, v]) => k + '=' + fmtValue(v)).join(', ') : ''],
         ['Backend', r.backend || ''],
+        ['Attempt', r.attempt ? String(r.attempt + 1) : ''],
         ['Cloned from', r.cloned_from ? h('a', { href: '/runs/' + enc(r.cloned_from) }, r.cloned_from) : ''],
         ['Error', r.error ? r.error.message : ''],
       ])));
