@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,12 +132,21 @@ func runLocal(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) o
 	t.Helper()
 	var mu sync.Mutex
 	last := map[string]local.TaskUpdate{}
+	logs := map[string]*lockedBuffer{}
 	state, err := local.Run(context.Background(), p, local.Options{
 		RunID: "run-1", PipelineRoot: "file://" + t.TempDir(), Params: params, WorkDir: t.TempDir(),
 		Report: func(u local.TaskUpdate) {
 			mu.Lock()
 			last[u.TaskID] = u
 			mu.Unlock()
+		},
+		Logs: func(id string) io.Writer {
+			mu.Lock()
+			defer mu.Unlock()
+			if logs[id] == nil {
+				logs[id] = &lockedBuffer{}
+			}
+			return logs[id]
 		},
 	})
 	if err != nil && state == "" {
@@ -159,7 +170,13 @@ func runLocal(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) o
 		}
 		switch u.State {
 		case local.StateSucceeded:
-			o.Tasks[key] = outputsOf(t, u.Outputs)
+			m := outputsOf(t, u.Outputs)
+			if b := logs[id]; b != nil {
+				m["log"] = userLog(b.String())
+			} else {
+				m["log"] = userLog("")
+			}
+			o.Tasks[key] = m
 		case local.StateFailed:
 			o.Tasks[key] = "FAILED"
 		}
@@ -241,7 +258,9 @@ func runTekton(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) 
 				out.Artifacts[name] = append(out.Artifacts[name], &pipelinespec.RuntimeArtifact{Uri: u})
 			}
 		}
-		o.Tasks[key] = outputsOf(t, out)
+		m := outputsOf(t, out)
+		m["log"] = userLog(tr.Output)
+		o.Tasks[key] = m
 	}
 	return o, res
 }
@@ -257,6 +276,58 @@ func unwrap(t *testing.T, tr *TaskRun, text string) string {
 		t.Fatalf("TaskRun %s: %v", tr.Name, err)
 	}
 	return env.Value
+}
+
+// userLog is the user command's output lines, without the launcher's own
+// log lines (log/slog text: time=... level=...).
+func userLog(s string) []string {
+	out := []string{}
+	for _, line := range strings.Split(s, "\n") {
+		// A user line without a final newline runs into the launcher's
+		// next log line.
+		line = slogLine.ReplaceAllString(line, "")
+		if line == "" {
+			continue
+		}
+		line = finalStatus.ReplaceAllStringFunc(line, stateOnly)
+		out = append(out, line)
+	}
+	slices.Sort(out) // stdout and stderr interleave differently
+	return out
+}
+
+var (
+	slogLine    = regexp.MustCompile(`time=\d{4}-\d\d-\d\dT\S+ level=[A-Z]+ msg=.*$`)
+	finalStatus = regexp.MustCompile(`\{.*"state":"[A-Z]+".*\}`)
+)
+
+// stateOnly reduces a printed PipelineTaskFinalStatus to its state. Known
+// difference: on Tekton the launcher only sees $(tasks.T.status), so the
+// status lacks pipelineJobResourceName, pipelineTaskName and error.
+func stateOnly(s string) string {
+	var st map[string]any
+	if json.Unmarshal([]byte(s), &st) != nil {
+		return s
+	}
+	b, _ := json.Marshal(map[string]any{"state": st["state"]})
+	return string(b)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type testLog struct{ t *testing.T }
@@ -319,4 +390,63 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The local executor's shell-only test pipelines (shared/local/testdata).
+func TestLocalTestdata(t *testing.T) {
+	const dir = "shared/local/testdata/"
+	t.Run("static loop of 12 with Collected fan-in", func(t *testing.T) {
+		p := load(t, dir+"loop_static.yaml")
+		// 12 iterations: Tekton orders aggregated results by TaskRun name
+		// ("-10" before "-2"); the gathered list must still be in order.
+		var items []string
+		for i := range 12 {
+			items = append(items, fmt.Sprintf(`{"a":"i%d","b":%d}`, i, i))
+		}
+		setRaw(t, p, "for-loop-1", "["+strings.Join(items, ",")+"]")
+		got := agree(t, p, map[string]any{"dir": t.TempDir()}, local.StateSucceeded)
+		want := `["i0-0","i1-1","i2-2","i3-3","i4-4","i5-5","i6-6","i7-7","i8-8","i9-9","i10-10","i11-11"]`
+		if d := cmp.Diff(want, got.Tasks["gather"].(map[string]any)["p:Output"]); d != "" {
+			t.Errorf("gathered (-want +got):\n%s", d)
+		}
+	})
+	t.Run("dynamic loop of 12 over an upstream output", func(t *testing.T) {
+		p := load(t, dir+"loop_dynamic.yaml")
+		p.Spec.GetRoot().GetDag().GetTasks()["make-list"].GetInputs().GetParameters()["count"].GetRuntimeValue().Value = &pipelinespec.ValueOrRuntimeParameter_Constant{Constant: structpb.NewNumberValue(12)}
+		got := agree(t, p, nil, local.StateSucceeded)
+		if d := cmp.Diff(650.0, got.Tasks["sum"].(map[string]any)["p:Output"]); d != "" {
+			t.Errorf("sum of squares (-want +got):\n%s", d)
+		}
+	})
+	for _, tc := range []struct {
+		file   string
+		params map[string]any
+		state  string
+	}{
+		{"loop_artifacts.yaml", nil, local.StateSucceeded},
+		{"nested.yaml", nil, local.StateSucceeded},
+		{"if_elif_else.yaml", map[string]any{"num": "7"}, local.StateSucceeded},
+		{"if_elif_else.yaml", map[string]any{"num": "5"}, local.StateSucceeded},
+		{"if_elif_else.yaml", map[string]any{"num": "1"}, local.StateSucceeded},
+		// exit_handler.yaml is not here: its ignore_upstream_failure task
+		// sits below the root DAG, which the Tekton compiler rejects
+		// (finally tasks run only after the whole pipeline).
+		{"condition.yaml", map[string]any{"side": "heads"}, local.StateSucceeded},
+		{"condition.yaml", map[string]any{"side": "tails"}, local.StateSucceeded},
+		{"two_step.yaml", nil, local.StateSucceeded},
+	} {
+		t.Run(tc.file+fmt.Sprint(tc.params), func(t *testing.T) {
+			agree(t, load(t, dir+tc.file), tc.params, tc.state)
+		})
+	}
+}
+
+// setRaw replaces the static item list of a root ParallelFor.
+func setRaw(t *testing.T, p *ir.Pipeline, task, raw string) {
+	t.Helper()
+	it := p.Spec.GetRoot().GetDag().GetTasks()[task].GetParameterIterator()
+	if it.GetItems().GetRaw() == "" {
+		t.Fatalf("task %s has no raw items", task)
+	}
+	it.Items.Kind = &pipelinespec.ParameterIteratorSpec_ItemsSpec_Raw{Raw: raw}
 }
