@@ -188,7 +188,10 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 }
 
 // applyStatus runs a backend's report through RunStatus, the one path every report
-// takes: stale attempts dropped, tasks first, states forward only.
+// takes: stale attempts dropped, tasks first, states forward only. Tasks the report
+// shows ended for the first time are announced as dev.pipefn.task.finished.v1 (for
+// lineage), as the local backend does for its own tasks; their ids are stable per task,
+// attempt and state, so a repeated announcement is dropped downstream.
 func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.Time) error {
 	if at.IsZero() {
 		at = h.now()
@@ -197,8 +200,56 @@ func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.
 	if err != nil {
 		return events.Permanent(err)
 	}
-	_, err = h.RunStatus(ctx, e)
-	return err
+	ended := h.newlyEnded(ctx, st)
+	if _, err := h.RunStatus(ctx, e); err != nil {
+		return err
+	}
+	for _, t := range ended {
+		tf, err := events.NewTaskFinished(h.Source, at, events.TaskFinished{RunID: st.RunID, Team: st.Team, Attempt: st.Attempt, Task: t})
+		if err == nil {
+			err = h.Events.Send(ctx, tf)
+		}
+		if err != nil {
+			// The task's state is stored; only lineage misses it. Redelivery of the
+			// backend's event, or the next resync, does not resend it, so say so loudly.
+			h.log().ErrorContext(ctx, "announce finished task", "run", st.RunID, "task", t.TaskID, "err", err)
+		}
+	}
+	return nil
+}
+
+// newlyEnded lists the report's tasks that are terminal while the store does not yet
+// show them so. Nothing when there is nobody to tell or the report is of another attempt.
+func (h *Handler) newlyEnded(ctx context.Context, st events.RunStatus) []api.TaskDetail {
+	if h.Events == nil {
+		return nil
+	}
+	var cands []api.TaskDetail
+	for _, t := range st.Tasks {
+		if api.Terminal(t.State) {
+			cands = append(cands, t)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	run, err := h.Store.GetRun(ctx, st.Team, st.RunID)
+	if err != nil || (st.Attempt >= 0 && st.Attempt != run.Attempt) {
+		return nil
+	}
+	stored := map[string]string{}
+	if run.RunDetails != nil {
+		for _, t := range run.RunDetails.TaskDetails {
+			stored[t.TaskID] = t.State
+		}
+	}
+	var out []api.TaskDetail
+	for _, t := range cands {
+		if !api.Terminal(stored[t.TaskID]) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // applyBackendEvent applies a status decoded from an engine's event.

@@ -48,7 +48,7 @@ func ping(at time.Time) cloudevents.Event {
 // does not stop the others; local runs are never asked about.
 func TestResync(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	h, st, _ := newHandler(t, now)
+	h, st, sent := newHandler(t, now)
 	h.ResubmitAfter = time.Hour
 	ctx := context.Background()
 	mk := func(backend string) api.Run {
@@ -103,10 +103,26 @@ func TestResync(t *testing.T) {
 	if len(tk.got) != 1 || len(tk.got[0]) != 4 || len(ar.got) != 1 {
 		t.Errorf("observers asked %v (tekton) %v (argo); want one call each, 4 tekton runs", tk.got, ar.got)
 	}
+	finished := func() []string {
+		var out []string
+		for _, e := range sent.evs {
+			if e.Type() == events.TypeTaskFinished {
+				out = append(out, e.ID())
+			}
+		}
+		return out
+	}
+	wantFinished := []string{"task:" + done.RunID + ":0:a:SUCCEEDED"}
+	if diff := cmp.Diff(wantFinished, finished()); diff != "" {
+		t.Errorf("task.finished announced (-want +got):\n%s", diff)
+	}
 	// A second tick with the same picture changes nothing (finished runs are no longer
 	// active, so they are not even asked about).
 	if _, err := h.Tick(ctx, ping(now.Add(time.Minute))); err != nil {
 		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantFinished, finished()); diff != "" {
+		t.Errorf("task.finished after a second tick (-want +got):\n%s", diff)
 	}
 	if len(tk.got) != 2 || len(tk.got[1]) != 1 || tk.got[1][0] != stale.RunID {
 		t.Errorf("second tick asked tekton about %v, want only the still-pending run", tk.got[len(tk.got)-1])
