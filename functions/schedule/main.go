@@ -30,22 +30,26 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 	if submitURL == "" {
 		return serve.Mounted{}, errors.New("SUBMIT_URL is not set: name the submit function's base URL")
 	}
+	team := getenv("PIPEFN_TEAM")
+	if team == "" {
+		return serve.Mounted{}, errors.New("PIPEFN_TEAM is not set: name the team this install serves")
+	}
 	st, err := state.Open(ctx, getenv("REDIS_URL"), nil)
 	if err != nil {
 		return serve.Mounted{}, err
 	}
+	authn, err := auth.FromEnv(getenv, team, st) // PIPEFN_AUTH=off|tokens, PIPEFN_OIDC_*
+	if err != nil {
+		return serve.Mounted{}, err
+	}
+	// With PIPEFN_AUTH=tokens the submit function wants an editor token of the team.
+	client := &http.Client{Timeout: 30 * time.Second, Transport: auth.BearerTransport(getenv("PIPEFN_SUBMIT_TOKEN"), nil)}
 	h := &handler.Handler{
 		Store:  st,
-		Submit: handler.HTTPSubmitter(submitURL, &http.Client{Timeout: 30 * time.Second}),
+		Submit: handler.HTTPSubmitter(submitURL, client),
 		Log:    log,
-	}
-	if team := getenv("PIPEFN_TEAM"); team != "" {
-		authn, err := auth.FromEnv(getenv, team, st) // PIPEFN_AUTH=off|tokens, PIPEFN_OIDC_*
-		if err != nil {
-			return serve.Mounted{}, err
-		}
-		h.Team = authn.TeamOf
-		h.Teams = func(context.Context) ([]string, error) { return []string{team}, nil }
+		Team:   authn.TeamOf,
+		Teams:  func(context.Context) ([]string, error) { return []string{team}, nil },
 	}
 	h.Routes(mux)
 	router := events.NewRouter(log)

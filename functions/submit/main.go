@@ -51,5 +51,14 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		Source:   "pipefn/submit", Log: log,
 	}
 	h.Routes(mux)
-	return serve.Mounted{Ready: st.Ping, OnShutdown: func(context.Context) error { return st.Close() }}, nil
+	shutdown := func(ctx context.Context) error {
+		// Webhook runs are submitted after the 202: let them finish before the store closes.
+		if t := h.Triggers(); t != nil {
+			if err := t.Wait(ctx); err != nil {
+				log.Warn("webhook submissions still running at shutdown", "err", err)
+			}
+		}
+		return st.Close()
+	}
+	return serve.Mounted{Ready: st.Ping, OnShutdown: shutdown}, nil
 }

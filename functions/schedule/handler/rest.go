@@ -12,22 +12,10 @@ import (
 	"github.com/pipefn/pipefn/shared/state"
 )
 
-// TeamHeader names the request header that carries the team when no authenticating
-// front end sets it.
+// TeamHeader carries the team on the requests the HTTP submitter makes: the submit
+// function's authenticator uses it to pick one team of a caller that belongs to several.
+// It is never trusted on its own.
 const TeamHeader = "X-Pipefn-Team"
-
-// TeamFromRequest is the default team resolver: the X-Pipefn-Team header, else KFP's
-// namespace query parameter, else "default". Deployments with auth put a resolver in
-// front that derives the team from the caller's token.
-func TeamFromRequest(r *http.Request) (string, error) {
-	if t := r.Header.Get(TeamHeader); t != "" {
-		return t, nil
-	}
-	if t := r.URL.Query().Get("namespace"); t != "" {
-		return t, nil
-	}
-	return "default", nil
-}
 
 // maxBody bounds a create request; an inline pipeline_spec is the large part.
 const maxBody = 8 << 20
@@ -65,12 +53,13 @@ func (h *Handler) now() time.Time {
 	return time.Now()
 }
 
+// team resolves a request's team. There is no default: a header or query parameter
+// naming the team would let any caller act for any team.
 func (h *Handler) team(r *http.Request) (string, error) {
-	resolve := h.Team
-	if resolve == nil {
-		resolve = TeamFromRequest
+	if h.Team == nil {
+		return "", api.Errorf(api.KindUnauthenticated, "this schedule function has no team resolver")
 	}
-	return resolve(r)
+	return h.Team(r)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) { rest.WriteJSON(w, status, v) }

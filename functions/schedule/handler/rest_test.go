@@ -45,6 +45,8 @@ func TestREST(t *testing.T) {
 		Store: state.New(srv.Client(), func() time.Time { return now }),
 		Now:   func() time.Time { return now },
 		Log:   quiet(),
+		// Stands in for the authenticator: the test names the team per request.
+		Team: func(r *http.Request) (string, error) { return r.Header.Get(TeamHeader), nil },
 	}
 	mux := http.NewServeMux()
 	h.Routes(mux)

@@ -56,7 +56,7 @@ type Handler struct {
 	// Now is the clock of the REST API (create time, :next); nil means time.Now. Ticks
 	// never read it.
 	Now func() time.Time
-	// Team resolves a REST request's team; nil means TeamFromRequest.
+	// Team authenticates a REST request and names its team (required for REST).
 	Team func(r *http.Request) (string, error)
 	// Teams lists the teams a tick serves; nil means every team the store knows.
 	Teams func(ctx context.Context) ([]string, error)
