@@ -15,6 +15,7 @@ func newUpCmd() *cobra.Command {
 	var (
 		addr, redisURL, backend, dataDir, kubeconfig string
 		tick, cacheMaxAge                            time.Duration
+		authMode                                     string
 		verbose                                      bool
 	)
 	cmd := &cobra.Command{
@@ -41,9 +42,18 @@ address.`,
 			default:
 				return fmt.Errorf("--backend %q: want local, tekton or argo", backend)
 			}
+			switch authMode {
+			case "off":
+			case "tokens":
+				if redisURL == "" {
+					return fmt.Errorf("--auth tokens needs --redis: tokens are made with `pipefn team create|token --redis URL` in that Redis")
+				}
+			default:
+				return fmt.Errorf("--auth %q: want off or tokens", authMode)
+			}
 			srv, err := allinone.Start(cmd.Context(), allinone.Config{
 				Addr: addr, RedisURL: redisURL, Backend: backend, DataDir: dataDir, Tick: tick, Log: log,
-				CacheMaxAge: cacheMaxAge, Kubeconfig: kubeconfig,
+				CacheMaxAge: cacheMaxAge, Kubeconfig: kubeconfig, AuthTokens: authMode == "tokens",
 			})
 			if err != nil {
 				return err
@@ -62,6 +72,7 @@ address.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (PORT in the environment is honoured)")
 	cmd.Flags().StringVar(&redisURL, "redis", os.Getenv("REDIS_URL"), "Redis URL (default: embedded, in memory)")
 	cmd.Flags().StringVar(&backend, "backend", "local", "default backend of runs: local|tekton|argo")
+	cmd.Flags().StringVar(&authMode, "auth", "off", "off (one team, no tokens) or tokens (API tokens from `pipefn team token`)")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for the tekton and argo backends (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	cmd.Flags().StringVar(&dataDir, "data", "", "directory for logs and local artifacts (default: a temporary one)")
 	cmd.Flags().DurationVar(&tick, "tick", 5*time.Second, "period of schedule and resync ticks")

@@ -60,7 +60,10 @@ type Config struct {
 	// Auth authenticates every request, event post and stream; nil turns authentication
 	// off (every request is Team, as on a laptop).
 	Auth *auth.Authenticator
-	Log  *slog.Logger
+	// AuthTokens, with Auth nil, checks API tokens kept in this server's Redis (`pipefn
+	// team create|token` makes them): every team whose token is presented is served.
+	AuthTokens bool
+	Log        *slog.Logger
 	Now  func() time.Time
 }
 
@@ -146,7 +149,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			log.Error("event given up", "type", e.Type(), "id", e.ID(), "subject", e.Subject(), "err", err)
 		}})
 	authn, single := cfg.Auth, ""
-	if authn == nil {
+	switch {
+	case authn != nil:
+	case cfg.AuthTokens:
+		authn = &auth.Authenticator{Tokens: auth.FromStore(s.Store)}
+	default:
 		authn, single = auth.Off(cfg.Team), cfg.Team
 	}
 	teamOf := authn.TeamOf
