@@ -64,7 +64,7 @@ type Config struct {
 	// team create|token` makes them): every team whose token is presented is served.
 	AuthTokens bool
 	Log        *slog.Logger
-	Now  func() time.Time
+	Now        func() time.Time
 }
 
 // Server is a running `pipefn up`.
