@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pipefn/pipefn/shared/api"
-	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/rest"
 	"github.com/pipefn/pipefn/shared/state"
 )
@@ -151,7 +150,7 @@ func (t *Triggers) slack(w http.ResponseWriter, r *http.Request, team string, tr
 		}
 		return say("ephemeral", "%s", strings.Join(lines, "\n"))
 	case "cancel":
-		if err := t.cancelRun(ctx, team, c.Target); err != nil {
+		if err := t.Submit.Terminate(ctx, team, c.Target); err != nil {
 			return say("ephemeral", "%s", errText(err))
 		}
 		return say("in_channel", "%s asked to cancel run %s", c.User, c.Target)
@@ -181,26 +180,6 @@ func (t *Triggers) slack(w http.ResponseWriter, r *http.Request, team string, tr
 		t.postAnswer(respond, a)
 	})
 	return say("ephemeral", "starting a run of %s ...", p.DisplayName)
-}
-
-// cancelRun moves a run to CANCELING and asks its backend to stop, as :terminate does.
-func (t *Triggers) cancelRun(ctx context.Context, team, id string) error {
-	h := t.Submit
-	run, err := h.Store.GetRun(ctx, team, id)
-	if err != nil {
-		return err
-	}
-	if api.Terminal(run.State) {
-		return nil
-	}
-	if _, err := h.Store.Transition(ctx, team, id, state.StateUpdate{State: api.StateCanceling}); err != nil {
-		return err
-	}
-	e, err := events.NewRunCancel(h.Source, h.now(), events.RunCancel{RunID: id, Team: team, Attempt: run.Attempt})
-	if err != nil {
-		return err
-	}
-	return h.Events.Send(ctx, e)
 }
 
 func runLine(r api.Run) string {

@@ -241,28 +241,32 @@ func (h *Handler) runAction(w http.ResponseWriter, r *http.Request, team string)
 	return nil
 }
 
-// terminate moves a run to CANCELING and asks its backend to stop it. Terminating a run
-// that has already ended is a no-op, as in KFP.
 func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, team, id string) error {
-	ctx := r.Context()
+	if err := h.Terminate(r.Context(), team, id); err != nil {
+		return err
+	}
+	rest.WriteJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// Terminate moves a run to CANCELING and asks its backend to stop it (REST :terminate,
+// chat-ops cancel). Terminating a run that has already ended is a no-op, as in KFP.
+func (h *Handler) Terminate(ctx context.Context, team, id string) error {
 	run, err := h.Store.GetRun(ctx, team, id)
 	if err != nil {
 		return err
 	}
-	if !api.Terminal(run.State) {
-		if _, err := h.Store.Transition(ctx, team, id, state.StateUpdate{State: api.StateCanceling}); err != nil {
-			return err
-		}
-		e, err := events.NewRunCancel(h.Source, h.now(), events.RunCancel{RunID: id, Team: team, Attempt: run.Attempt})
-		if err != nil {
-			return err
-		}
-		if err := h.Events.Send(ctx, e); err != nil {
-			return err
-		}
+	if api.Terminal(run.State) {
+		return nil
 	}
-	rest.WriteJSON(w, http.StatusOK, struct{}{})
-	return nil
+	if _, err := h.Store.Transition(ctx, team, id, state.StateUpdate{State: api.StateCanceling}); err != nil {
+		return err
+	}
+	e, err := events.NewRunCancel(h.Source, h.now(), events.RunCancel{RunID: id, Team: team, Attempt: run.Attempt})
+	if err != nil {
+		return err
+	}
+	return h.Events.Send(ctx, e)
 }
 
 // cloneRequest is pipefn's clone body: what to change of the source run.
