@@ -1,6 +1,7 @@
 package k8s_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -185,6 +186,18 @@ func TestTektonRunLifecycle(t *testing.T) {
 	if diff := cmp.Diff(map[string]api.ArtifactList{"dataset": {URIs: []string{"s3://b/r/produce/dataset"}}}, produce.Outputs); diff != "" {
 		t.Errorf("produce artifacts (-want +got):\n%s", diff)
 	}
+
+	// The ended tasks were announced to lineage: the run's output artifact is recorded.
+	eventually(t, "lineage records produce's artifact", func() error {
+		var out json.RawMessage
+		if err := f.api.Get(f.ctx, "/runs/"+run.RunID+"/artifacts", nil, &out); err != nil {
+			return err
+		}
+		if !strings.Contains(string(out), "s3://b/r/produce/dataset") {
+			return fmt.Errorf("artifacts: %s", out)
+		}
+		return nil
+	})
 
 	// Duplicates of every event after the end change nothing.
 	f.send("dev.tekton.event.pipelinerun.running.v1", started, "")
