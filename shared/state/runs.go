@@ -286,6 +286,10 @@ type StateUpdate struct {
 	At    time.Time
 	// Error, when set, is recorded as the run's error (with a FAILED state, typically).
 	Error *api.Status
+	// Attempt, when set, makes the update apply only while the run is at that attempt,
+	// checked in the same script as the move: a late report of an attempt that a retry
+	// has since replaced changes nothing.
+	Attempt *int
 }
 
 var transitionScript = redis.NewScript(`
@@ -294,6 +298,7 @@ local P = ARGV[1]
 local h = redis.call('HMGET', KEYS[1], 'state', 'st', 'sort', 'hist', 'attempt')
 local cur = h[1]
 if not cur then return {-1, ''} end
+if ARGV[9] ~= '' and (h[5] or '0') ~= ARGV[9] then return {0, cur} end
 if not allowed[cur .. '>' .. ARGV[2]] then return {0, cur} end
 local st, m, hist = h[2], h[3], h[4] or ''
 local ix = P .. 'runs:idx:'
@@ -350,7 +355,7 @@ func (s *Store) Transition(ctx context.Context, team, runID string, u StateUpdat
 		terminal = "1"
 	}
 	res, err := transitionScript.Run(ctx, s.rdb, []string{key(team, "run", runID), key(team, "run", runID, "events")},
-		prefix(team), u.State, entry, ms(at), terminal, errJS, s.streamMaxLen, int64(s.streamTTL/time.Second)).Slice()
+		prefix(team), u.State, entry, ms(at), terminal, errJS, s.streamMaxLen, int64(s.streamTTL/time.Second), attemptArg(u.Attempt)).Slice()
 	if err != nil {
 		return false, redisErr("update state of run "+runID, err)
 	}
@@ -362,6 +367,13 @@ func (s *Store) Transition(ctx context.Context, team, runID string, u StateUpdat
 		return false, nil
 	}
 	return true, nil
+}
+
+func attemptArg(a *int) string {
+	if a == nil {
+		return ""
+	}
+	return strconv.Itoa(*a)
 }
 
 var retryScript = redis.NewScript(`

@@ -101,6 +101,11 @@ func (h *Handler) RunStatus(ctx context.Context, e cloudevents.Event) (*cloudeve
 		return nil, nil
 	}
 	u := state.StateUpdate{State: d.State, At: e.Time()}
+	if d.Attempt >= 0 {
+		// Checked again atomically with the move: a retry may start between the read above
+		// and this write.
+		u.Attempt = &d.Attempt
+	}
 	if d.Error != "" {
 		u.Error = &api.Status{Code: 2, Message: d.Error}
 	}
