@@ -61,7 +61,10 @@ type server struct {
 	url string
 }
 
-func startServer(tb testing.TB) *server {
+func startServer(tb testing.TB) *server { return startServerWith(tb, nil) }
+
+// startServerWith lets a test adjust the configuration (edit may be nil).
+func startServerWith(tb testing.TB, edit func(*allinone.Config)) *server {
 	tb.Helper()
 	cfg := allinone.Config{
 		Addr: "127.0.0.1:0", DataDir: tb.TempDir(), Tick: 200 * time.Millisecond,
@@ -70,6 +73,9 @@ func startServer(tb testing.TB) *server {
 	}
 	if os.Getenv("PIPEFN_BROWSER_LOG") != "" {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := allinone.Start(ctx, cfg)

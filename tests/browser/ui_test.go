@@ -464,4 +464,7 @@ func TestPipelineVersions(t *testing.T) {
 	// The older version is one choice away, at its own address.
 	run(t, ctx, "choose the first version", js(`const v = document.querySelector('#version'); v.value = [...v.options].find(o => !o.selected).value; v.dispatchEvent(new Event('change'))`))
 	waitJS(t, ctx, "the first version again", `location.search.startsWith('?version=') && document.querySelectorAll('#pipeline-graph g.node').length === 2`)
+	// Its runs: none yet.
+	run(t, ctx, "runs of the version", chromedp.Click(`//a[text()="Runs of this version"]`))
+	waitJS(t, ctx, "no runs of the version", `location.search.startsWith('?pipeline_version_id=') && document.querySelector('.empty')?.textContent.includes('No runs match')`)
 }

@@ -67,15 +67,20 @@ export async function runs(ctx) {
     h('select', { id: 'f-exp', onchange: (e) => setQ('experiment_id', e.target.value) },
       h('option', { value: '' }, 'any'), [...expNames].map(([id, n]) => h('option', { value: id, selected: id === exp }, n)),
       exp && !expNames.has(exp) ? h('option', { value: exp, selected: true }, exp) : null),
+    q.get('pipeline_version_id') ? h('button', { onclick: () => setQ('pipeline_version_id', '') }, 'Clear pipeline version filter') : null,
     h('span', { class: 'grow' }), compareBtn));
   const params = new URLSearchParams({ page_size: q.get('page_size') || '20' });
   if (q.get('page_token')) params.set('page_token', q.get('page_token'));
   if (exp) params.set('experiment_id', exp);
-  if (st) params.set('filter', JSON.stringify({ predicates: [{ key: 'state', operation: 'EQUALS', string_value: st }] }));
+  const preds = [];
+  if (st) preds.push({ key: 'state', operation: 'EQUALS', string_value: st });
+  if (q.get('pipeline_version_id')) preds.push({ key: 'pipeline_version_id', operation: 'EQUALS', string_value: q.get('pipeline_version_id') });
+  if (preds.length) params.set('filter', JSON.stringify({ predicates: preds }));
   const r = await api('/runs?' + params);
   const list = r.runs || [];
   if (!list.length) {
-    main.append(empty(st || exp ? 'No runs match these filters.' : 'No runs yet. ', !st && !exp ? h('a', { href: '/pipelines' }, 'Upload a pipeline and start a run.') : null));
+    const filtered = st || exp || preds.length;
+    main.append(empty(filtered ? 'No runs match these filters.' : 'No runs yet. ', filtered ? null : h('a', { href: '/pipelines' }, 'Upload a pipeline and start a run.')));
     return;
   }
   const pipes = await nameMap('pipelines');
@@ -429,7 +434,7 @@ export async function pipeline(ctx, id) {
   main.append(h('div', { class: 'toolbar' }, h('label', { for: 'version' }, 'Version'),
     h('select', { id: 'version', onchange: (e) => ctx.navigate('/pipelines/' + enc(id) + '?version=' + enc(e.target.value)) },
       versions.map((x) => h('option', { value: x.pipeline_version_id, selected: x.pipeline_version_id === v.pipeline_version_id }, (x.display_name || x.name) + ' · ' + fmtTime(x.created_at)))),
-    h('a', { href: '/?' + new URLSearchParams({}) }, 'All runs')));
+    h('a', { href: '/?' + new URLSearchParams({ pipeline_version_id: v.pipeline_version_id }) }, 'Runs of this version')));
   const g = pipelineGraph(spec);
   const info = h('div', { class: 'panel' }, h('p', { class: 'muted' }, 'Select a task to see its component.'));
   const box = h('div', { class: 'graph', id: 'pipeline-graph' });
