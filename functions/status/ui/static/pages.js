@@ -206,7 +206,8 @@ export async function run(ctx, runID) {
       h('h2', {}, n.label, ' ', badge(n.state)),
       kv([['Task id', n.id], ['Component', n.task ? n.task.component : ''], ['Condition', n.task ? n.task.condition : ''],
         ['Started', fmtTime(d.start_time)], ['Ended', fmtTime(d.end_time)], ['Duration', duration(d.start_time, d.end_time)],
-        ['Cached from', d.cached_from || ''], ['Error', d.error ? d.error.message : '']]),
+        ['Cached from', d.cached_from || ''], ['Error', d.error ? d.error.message : ''],
+        ['Lineage', d.execution_id ? h('a', { href: '/artifacts/' + enc(d.execution_id) + '/lineage' }, 'explore from this execution') : '']]),
       h('h3', {}, 'Inputs'), ins.length ? kv(ins) : h('p', { class: 'muted' }, 'none'),
       h('h3', {}, 'Outputs'), outs.length ? kv(outs) : h('p', { class: 'muted' }, n.detail ? 'none' : 'not started'),
       n.isDag ? null : h('button', { id: 'show-log', onclick: async () => {
