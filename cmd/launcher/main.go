@@ -6,13 +6,16 @@
 //	launcher cond     --config-b64 B --param K=V ... --results-dir D
 //	launcher importer --config-b64 B --param K=V ... --results-dir D
 //	launcher items    --config-b64 B --param list=JSON --results-dir D
+//	launcher items    --config-b64 B --extra-b64 E (levels) --param level-K=JSON ... --results-dir D
 //	launcher copy [SRC] DST
 //
 // Artifact store credentials come from the environment (AWS_* and the SDK's
 // usual chain for s3:// roots). PIPEFN_MOUNT_ROOT overrides where remote
 // artifacts are placed locally (default "/", KFP's /s3/<bucket>/<key>).
-// Loop extensions (--extra-b64, --iteration, --list-param, --list-artifact)
-// are described at launch.Invocation. The exit code is the user command's
+// Loop extensions (--extra-b64, --iteration, --list-param, --list-artifact,
+// result envelopes) are defined in shared/launch (extension.go): a matrixed
+// task writes its results as launch.Envelope, and consumers pick or order
+// them by iteration path. The exit code is the user command's
 // when it fails, 1 for launcher errors, 2 for a malformed command line.
 package main
 

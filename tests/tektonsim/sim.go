@@ -50,6 +50,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"knative.dev/pkg/kmeta"
@@ -222,43 +223,86 @@ func deps(pt tektonv1.PipelineTask) []string {
 	return out
 }
 
-// runAll runs tasks in dependency order (spec order among the ready ones).
+// runAll runs tasks in waves, as the reconciler schedules them: every task
+// whose dependencies are done is decided (skipped or started) against the
+// state at the start of the wave, so tasks that became ready together all
+// start even if one of them then fails; their TaskRuns run concurrently.
 func (s *sim) runAll(ctx context.Context, tasks []tektonv1.PipelineTask, finally bool) error {
 	pending := append([]tektonv1.PipelineTask(nil), tasks...)
 	for len(pending) > 0 {
-		progressed := false
-		for i := 0; i < len(pending); i++ {
-			pt := pending[i]
-			ready := true
+		var ready, rest []tektonv1.PipelineTask
+		for _, pt := range pending {
+			ok := true
 			for _, d := range deps(pt) {
-				st, ok := s.states[d]
-				if !ok {
+				st, known := s.states[d]
+				if !known {
 					return fmt.Errorf("task %s depends on unknown task %s", pt.Name, d)
 				}
 				if s.finally[d] && !finally {
 					return fmt.Errorf("task %s depends on finally task %s", pt.Name, d)
 				}
-				if !st.done && !(finally && !s.finally[d]) {
-					ready = false
+				if !st.done {
+					ok = false
 				}
 			}
-			if !ready {
-				continue
+			if ok {
+				ready = append(ready, pt)
+			} else {
+				rest = append(rest, pt)
 			}
-			if err := s.runTask(ctx, pt, finally); err != nil {
-				return fmt.Errorf("task %s: %w", pt.Name, err)
-			}
-			pending = append(pending[:i], pending[i+1:]...)
-			progressed = true
-			break
 		}
-		if !progressed {
+		if len(ready) == 0 {
 			names := make([]string, 0, len(pending))
 			for _, pt := range pending {
 				names = append(names, pt.Name)
 			}
 			return fmt.Errorf("dependency cycle among %v", names)
 		}
+		stopping := !finally && s.stopping()
+		type job struct {
+			pt  tektonv1.PipelineTask
+			trs []*TaskRun
+		}
+		var jobs []job
+		for _, pt := range ready {
+			trs, err := s.plan(pt, finally, stopping)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", pt.Name, err)
+			}
+			if trs != nil {
+				jobs = append(jobs, job{pt, trs})
+			}
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		errs := make([]error, 0)
+		var mu sync.Mutex
+		for _, j := range jobs {
+			for _, tr := range j.trs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					if err := s.execute(ctx, j.pt, tr); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		if len(errs) > 0 {
+			return errs[0]
+		}
+		for _, j := range jobs {
+			st := s.states[j.pt.Name]
+			st.runs = j.trs
+			st.done = true
+			s.res.TaskRuns = append(s.res.TaskRuns, j.trs...)
+		}
+		pending = rest
 	}
 	return nil
 }
@@ -278,31 +322,31 @@ func (s *sim) skip(pt tektonv1.PipelineTask, reason string) {
 	s.res.Skipped = append(s.res.Skipped, Skip{Task: pt.Name, Reason: reason})
 }
 
-// runTask decides whether pt is skipped and otherwise runs its TaskRuns.
-func (s *sim) runTask(ctx context.Context, pt tektonv1.PipelineTask, finally bool) error {
-	st := s.states[pt.Name]
+// plan decides whether pt is skipped (nil TaskRuns) and otherwise returns
+// its TaskRuns with their parameters substituted.
+func (s *sim) plan(pt tektonv1.PipelineTask, finally, stopping bool) ([]*TaskRun, error) {
 	if pt.TaskSpec == nil {
-		return fmt.Errorf("only embedded taskSpecs are simulated")
+		return nil, fmt.Errorf("only embedded taskSpecs are simulated")
 	}
-	if !finally && s.stopping() {
+	if stopping {
 		s.skip(pt, "PipelineRunStopping")
-		return nil
+		return nil, nil
 	}
 	// When expressions first; a reference that cannot be resolved stays
 	// literal, as Tekton's substitution leaves unknown variables alone.
 	for _, w := range pt.When {
 		if w.CEL != "" {
-			return fmt.Errorf("CEL when expressions are not simulated")
+			return nil, fmt.Errorf("CEL when expressions are not simulated")
 		}
 		in, err := s.subst(w.Input, finally, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var vals []string
 		for _, v := range w.Values {
 			x, err := s.substValue(v, finally, true)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if x.isArray {
 				vals = append(vals, x.arr...)
@@ -319,24 +363,24 @@ func (s *sim) runTask(ctx context.Context, pt tektonv1.PipelineTask, finally boo
 		op := string(w.Operator)
 		if (op == "in" && !found) || (op == "notin" && found) {
 			s.skip(pt, "WhenExpressionsSkip")
-			return nil
+			return nil, nil
 		}
 		if op != "in" && op != "notin" {
-			return fmt.Errorf("when operator %q", op)
+			return nil, fmt.Errorf("when operator %q", op)
 		}
 	}
 	if !finally {
 		for _, d := range deps(pt) {
 			if r := s.states[d].skipped; r != "" && r != "WhenExpressionsSkip" {
 				s.skip(pt, "ParentTasksSkip")
-				return nil
+				return nil, nil
 			}
 		}
 	}
 	for _, d := range deps(pt) {
 		if s.states[d].skipped != "" && referencesResults(pt, d) {
 			s.skip(pt, "MissingResultsSkip")
-			return nil
+			return nil, nil
 		}
 	}
 	// Pipeline task parameters.
@@ -347,29 +391,29 @@ func (s *sim) runTask(ctx context.Context, pt tektonv1.PipelineTask, finally boo
 			// A finally task reading a result its producer never wrote
 			// (it failed) is skipped.
 			s.skip(pt, "MissingResultsSkip")
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return fmt.Errorf("param %s: %w", p.Name, err)
+			return nil, fmt.Errorf("param %s: %w", p.Name, err)
 		}
 		params[p.Name] = v
 	}
 	combos := []map[string]value{{}}
 	if pt.Matrix != nil {
 		if len(pt.Matrix.Include) > 0 || len(pt.Matrix.Params) != 1 {
-			return fmt.Errorf("only a matrix of one parameter without include is simulated")
+			return nil, fmt.Errorf("only a matrix of one parameter without include is simulated")
 		}
 		mp := pt.Matrix.Params[0]
 		v, err := s.substParam(mp.Value, finally)
 		if err != nil {
-			return fmt.Errorf("matrix param %s: %w", mp.Name, err)
+			return nil, fmt.Errorf("matrix param %s: %w", mp.Name, err)
 		}
 		if !v.isArray {
-			return fmt.Errorf("matrix param %s is not an array: %s", mp.Name, v)
+			return nil, fmt.Errorf("matrix param %s is not an array: %s", mp.Name, v)
 		}
 		if len(v.arr) == 0 {
 			s.skip(pt, "EmptyArrayInMatrixParams")
-			return nil
+			return nil, nil
 		}
 		combos = combos[:0]
 		for _, x := range v.arr {
@@ -377,6 +421,7 @@ func (s *sim) runTask(ctx context.Context, pt tektonv1.PipelineTask, finally boo
 		}
 	}
 	names := runNames(s.pr.Name, pt.Name, len(combos))
+	var trs []*TaskRun
 	for i, combo := range combos {
 		all := map[string]value{}
 		for k, v := range params {
@@ -385,15 +430,9 @@ func (s *sim) runTask(ctx context.Context, pt tektonv1.PipelineTask, finally boo
 		for k, v := range combo {
 			all[k] = v
 		}
-		tr := &TaskRun{Name: names[i], PipelineTask: pt.Name, Labels: pt.TaskSpec.Metadata.Labels, Finally: finally, Params: all}
-		if err := s.execute(ctx, pt, tr); err != nil {
-			return err
-		}
-		st.runs = append(st.runs, tr)
-		s.res.TaskRuns = append(s.res.TaskRuns, tr)
+		trs = append(trs, &TaskRun{Name: names[i], PipelineTask: pt.Name, Labels: pt.TaskSpec.Metadata.Labels, Finally: finally, Params: all})
 	}
-	st.done = true
-	return nil
+	return trs, nil
 }
 
 // referencesResults reports whether pt reads a result (or the matrix

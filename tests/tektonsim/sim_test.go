@@ -164,9 +164,17 @@ func runLocal(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) o
 				path = append(path, n)
 			}
 		}
-		key := taskKey(u.Name, path)
-		if _, dup := o.Tasks[key]; dup {
-			t.Fatalf("local: two tasks map to %s", key)
+		// The DAG path without iteration indices, joined by "-", is the
+		// Tekton compiler's flattened task name.
+		var names []string
+		for _, seg := range strings.Split(id, ".") {
+			if !digits.MatchString(seg) {
+				names = append(names, seg)
+			}
+		}
+		key := taskKey(strings.Join(names, "-"), path)
+		if u.State == local.StateFailed {
+			t.Logf("local task %s failed: %s", id, u.Error)
 		}
 		switch u.State {
 		case local.StateSucceeded:
@@ -218,7 +226,7 @@ func runTekton(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) 
 			}
 			path = it.IndexPath()
 		}
-		key := taskKey(tr.Labels[compile.LabelTask], path)
+		key := taskKey(tr.PipelineTask, path)
 		if _, dup := o.Tasks[key]; dup {
 			t.Fatalf("tekton: two TaskRuns map to %s", key)
 		}
@@ -330,6 +338,41 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+var hashedName = regexp.MustCompile(`^(.{54})-[0-9a-f]{8}$`)
+
+// matchHashedNames renames Tekton keys whose task name the compiler cut to
+// 63 characters with a hash suffix to the local key with that prefix.
+func matchHashedNames(local, tekton outcome) {
+	base := func(key string) (string, string) {
+		name, rest, _ := strings.Cut(key, "[")
+		if rest != "" {
+			rest = "[" + rest
+		}
+		return name, rest
+	}
+	for key, v := range tekton.Tasks {
+		if _, ok := local.Tasks[key]; ok {
+			continue
+		}
+		name, idx := base(key)
+		m := hashedName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		var found []string
+		for lk := range local.Tasks {
+			ln, lidx := base(lk)
+			if len(ln) > 63 && strings.HasPrefix(ln, m[1]) && lidx == idx {
+				found = append(found, lk)
+			}
+		}
+		if len(found) == 1 {
+			delete(tekton.Tasks, key)
+			tekton.Tasks[found[0]] = v
+		}
+	}
+}
+
 type testLog struct{ t *testing.T }
 
 func (l testLog) Write(b []byte) (int, error) {
@@ -361,10 +404,24 @@ func agree(t *testing.T, p *ir.Pipeline, params map[string]any, wantState string
 		t.Fatal(err)
 	}
 	want := runLocal(t, p, bound)
-	got, _ := runTekton(t, p, bound)
+	got, res := runTekton(t, p, bound)
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		shown := 0
+		for _, tr := range res.TaskRuns {
+			if !tr.Succeeded && shown < 3 {
+				shown++
+				t.Logf("failed TaskRun %s:\n%s", tr.Name, tr.Output)
+			}
+		}
+		t.Logf("skipped: %v", res.Skipped)
+	}()
 	if want.State != wantState {
 		t.Errorf("local run state %s, want %s", want.State, wantState)
 	}
+	matchHashedNames(want, got)
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Tekton (simulated) differs from the local executor (-local +tekton):\n%s", d)
 	}
