@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,9 +46,10 @@ func TestIDsAreDeterministicAndDistinct(t *testing.T) {
 // loadComponent reads one component of a real compiled pipeline from the IR corpus.
 func loadComponent(t *testing.T, file, name string) *pipelinespec.ComponentSpec {
 	t.Helper()
-	data, err := os.ReadFile("/work/shared/kfp-ir-corpus/" + file)
+	_, here, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "..", "shared", "kfp-ir-corpus", file))
 	if err != nil {
-		t.Skipf("IR corpus not available: %v", err)
+		t.Fatalf("KFP IR corpus file missing (it must sit beside the repository as shared/kfp-ir-corpus): %v", err)
 	}
 	doc := strings.SplitN(string(data), "\n---", 2)[0]
 	js, err := yaml.YAMLToJSON([]byte(doc))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,14 +19,18 @@ import (
 	"github.com/pipefn/pipefn/shared/ir"
 )
 
-// corpusDir holds real KFP IR files compiled by the KFP SDK.
-const corpusDir = "/work/shared/kfp-ir-corpus"
+// corpusDir holds real KFP IR files compiled by the KFP SDK: shared/kfp-ir-corpus
+// beside the repository (CI clones the repository next to a copy of shared/).
+var corpusDir = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "kfp-ir-corpus")
+}()
 
 func loadCorpus(t *testing.T, name string) *ir.Pipeline {
 	t.Helper()
 	path := filepath.Join(corpusDir, name)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("KFP IR corpus not available: %v", err)
+		t.Fatalf("KFP IR corpus file missing (it must sit beside the repository as shared/kfp-ir-corpus): %v", err)
 	}
 	return loadFile(t, path)
 }

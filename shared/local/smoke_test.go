@@ -145,7 +145,7 @@ func TestCorpusSmoke(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.*"))
 	if len(files) == 0 {
-		t.Skip("KFP IR corpus not available")
+		t.Fatalf("KFP IR corpus not found at %s (it must sit beside the repository as shared/kfp-ir-corpus)", corpusDir)
 	}
 	var lines []string
 	for _, f := range files {
