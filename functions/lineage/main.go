@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pipefn/pipefn/functions/lineage/handler"
+	"github.com/pipefn/pipefn/shared/artifacts"
 	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/serve"
@@ -36,6 +37,11 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 		return serve.Mounted{}, err
 	}
 	h := handler.New(st, authn.TeamOf, log)
+	if root := getenv("PIPEFN_PIPELINE_ROOT"); root != "" {
+		// Downloads of the team's artifacts: signed links to its S3 prefix.
+		h.Objects = artifacts.NewRouter(artifacts.S3Options{})
+		h.DownloadRoots = []string{root}
+	}
 	h.Routes(mux)
 	router := events.NewRouter(log)
 	// A Broker delivers at least once; recording is idempotent, dedupe saves the work.

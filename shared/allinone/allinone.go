@@ -29,6 +29,7 @@ import (
 	"github.com/pipefn/pipefn/functions/status/ui"
 	submitfn "github.com/pipefn/pipefn/functions/submit/handler"
 	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/artifacts"
 	"github.com/pipefn/pipefn/shared/auth"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/k8s"
@@ -200,6 +201,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	lineage := lineagefn.New(s.Store, teamOf, log.With("fn", "lineage"))
+	lineage.Objects = artifacts.NewRouter(artifacts.S3Options{})
+	lineage.DownloadRoots = []string{"file://" + filepath.Join(cfg.DataDir, "artifacts")}
 	sched := &schedulefn.Handler{
 		Store: s.Store, Log: log.With("fn", "schedule"), Now: cfg.Now, Team: teamOf,
 		Submit: func(ctx context.Context, team string, run api.Run, key string) error {

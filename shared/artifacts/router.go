@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"sync"
+	"time"
 )
 
 // Router is a Store that serves every supported scheme, picking the backend
@@ -71,4 +72,21 @@ func (r *Router) Stat(ctx context.Context, uri string) (Info, error) {
 		return Info{}, err
 	}
 	return s.Stat(ctx, uri)
+}
+
+// ErrNoPresign says a URI's store cannot hand out signed links (file:// URIs): the
+// caller serves the object itself.
+var ErrNoPresign = fmt.Errorf("artifacts: this store has no signed download links")
+
+// Presign returns a time-limited download link for an s3:// URI; for other schemes it
+// returns ErrNoPresign.
+func (r *Router) Presign(ctx context.Context, uri string, ttl time.Duration) (string, error) {
+	s, err := r.pick(ctx, uri)
+	if err != nil {
+		return "", err
+	}
+	if s3, ok := s.(*S3); ok {
+		return s3.Presign(ctx, uri, ttl)
+	}
+	return "", ErrNoPresign
 }

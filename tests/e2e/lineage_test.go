@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"testing"
@@ -81,6 +83,26 @@ func TestLineageAndStepCache(t *testing.T) {
 		if a.Type != want.typ || a.ProducerTask != want.producer || a.Size <= 0 || a.Digest == "" {
 			t.Errorf("%s: %+v, want type %s from %s with a size and digest", name, a, want.typ, want.producer)
 		}
+	}
+
+	// The dataset downloads through the link the API hands out, byte for byte.
+	var withLink struct {
+		DownloadURL string `json:"download_url"`
+	}
+	if err := e.c.Get(ctx, "/artifacts/"+byName["dataset"].ArtifactID, url.Values{"view": {"DOWNLOAD"}}, &withLink); err != nil {
+		t.Fatal(err)
+	}
+	if withLink.DownloadURL == "" {
+		t.Fatal("no download_url for a local artifact")
+	}
+	resp, err := http.Get(e.srv.URL + withLink.DownloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "1,2\n2,4\n3,6\n4,8\n5,10\n" {
+		t.Errorf("download: %d %q", resp.StatusCode, body)
 	}
 
 	// Upstream of the metrics: evaluate, which read the model and the dataset; train,

@@ -20,6 +20,7 @@ import (
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/events"
 	"github.com/pipefn/pipefn/shared/lineage"
+	"github.com/pipefn/pipefn/shared/rest"
 )
 
 // Store is what the handler needs of the lineage store (shared/state's *Store).
@@ -42,6 +43,10 @@ const MaxCompareRuns = 20
 
 // Handler serves the lineage REST API and handles task.finished events.
 type Handler struct {
+	// Objects, when set, serves artifact downloads for URIs under DownloadRoots.
+	Objects       Objects
+	DownloadRoots []string
+
 	store  Store
 	teamOf TeamOf
 	log    *slog.Logger
@@ -180,6 +185,8 @@ type ArtifactDetailView struct {
 	ArtifactView
 	Producer  *ExecutionView  `json:"producer,omitempty"`
 	Consumers []ExecutionView `json:"consumers"`
+	// DownloadURL, with ?view=DOWNLOAD, is where the bytes can be fetched (KFP's shape).
+	DownloadURL string `json:"download_url,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -244,12 +251,25 @@ func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	d, err := h.store.GetArtifact(r.Context(), team, r.PathValue("artifact_id"))
+	id, verb := rest.SplitAction(r.PathValue("artifact_id"))
+	switch verb {
+	case "":
+	case "download":
+		h.download(w, r, team, id)
+		return
+	default:
+		h.writeError(w, r, api.Errorf(api.KindNotFound, "unknown artifact method %q (want download)", verb))
+		return
+	}
+	d, err := h.store.GetArtifact(r.Context(), team, id)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	v := ArtifactDetailView{ArtifactView: artifactView(d.Artifact, d.Producer), Consumers: []ExecutionView{}}
+	if r.URL.Query().Get("view") == "DOWNLOAD" {
+		v.DownloadURL = h.downloadURL(r.Context(), id, d.Artifact.URI)
+	}
 	if d.Producer != nil {
 		p := executionView(*d.Producer)
 		v.Producer = &p
