@@ -2,6 +2,8 @@ package tektonsim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -164,15 +166,15 @@ func runLocal(t *testing.T, p *ir.Pipeline, params map[string]*structpb.Value) o
 				path = append(path, n)
 			}
 		}
-		// The DAG path without iteration indices, joined by "-", is the
-		// Tekton compiler's flattened task name.
+		// The DAG path without iteration indices gives the Tekton
+		// compiler's flattened task name.
 		var names []string
 		for _, seg := range strings.Split(id, ".") {
 			if !digits.MatchString(seg) {
 				names = append(names, seg)
 			}
 		}
-		key := taskKey(strings.Join(names, "-"), path)
+		key := taskKey(tektonName(names), path)
 		if u.State == local.StateFailed {
 			t.Logf("local task %s failed: %s", id, u.Error)
 		}
@@ -338,39 +340,17 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var hashedName = regexp.MustCompile(`^(.{54})-[0-9a-f]{8}$`)
-
-// matchHashedNames renames Tekton keys whose task name the compiler cut to
-// 63 characters with a hash suffix to the local key with that prefix.
-func matchHashedNames(local, tekton outcome) {
-	base := func(key string) (string, string) {
-		name, rest, _ := strings.Cut(key, "[")
-		if rest != "" {
-			rest = "[" + rest
-		}
-		return name, rest
+// tektonName is the pipeline task name the Tekton compiler gives the IR
+// task at path (its documented naming rule, shared/compile/tekton names.go):
+// the path joined with "-"; when longer than 63 characters, cut to 54 and
+// suffixed with the first 8 hex digits of the SHA-256 of the path.
+func tektonName(path []string) string {
+	base := strings.ToLower(strings.Join(path, "-"))
+	if len(base) <= 63 {
+		return base
 	}
-	for key, v := range tekton.Tasks {
-		if _, ok := local.Tasks[key]; ok {
-			continue
-		}
-		name, idx := base(key)
-		m := hashedName.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		var found []string
-		for lk := range local.Tasks {
-			ln, lidx := base(lk)
-			if len(ln) > 63 && strings.HasPrefix(ln, m[1]) && lidx == idx {
-				found = append(found, lk)
-			}
-		}
-		if len(found) == 1 {
-			delete(tekton.Tasks, key)
-			tekton.Tasks[found[0]] = v
-		}
-	}
+	sum := sha256.Sum256([]byte(strings.Join(path, "\x00") + "\x01"))
+	return strings.TrimRight(base[:54], "-") + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
 type testLog struct{ t *testing.T }
@@ -421,7 +401,6 @@ func agree(t *testing.T, p *ir.Pipeline, params map[string]any, wantState string
 	if want.State != wantState {
 		t.Errorf("local run state %s, want %s", want.State, wantState)
 	}
-	matchHashedNames(want, got)
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Tekton (simulated) differs from the local executor (-local +tekton):\n%s", d)
 	}
