@@ -132,6 +132,11 @@ func (inv Invocation) Bind(taskID string, types Types) (Bound, error) {
 			return Bound{}, err
 		}
 		if ok {
+			if src, isStatus := extra.FinalStatus[name]; isStatus {
+				if text, plain := inv.Params[name]; plain && !strings.HasPrefix(strings.TrimSpace(text), "{") {
+					v = src.fullStatus(v, text)
+				}
+			}
 			b.Inputs.Params[name] = v
 		}
 	}

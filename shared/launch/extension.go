@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // This file is the one definition of the launcher's loop extension wire
@@ -50,12 +52,52 @@ type Extra struct {
 	// Selectors maps an input to the parameterExpressionSelector to apply to
 	// the value it receives (outside loop items).
 	Selectors map[string]string `json:"selectors,omitempty"`
+	// FinalStatus maps a PipelineTaskFinalStatus input that receives engine
+	// statuses ($(tasks.T.status), comma-joined, one per Leaves entry) to
+	// what the engine cannot tell: the IR task it reports on and the run,
+	// so the launcher builds KFP's full status (pipelineTaskName,
+	// pipelineJobResourceName, error naming the failed tasks).
+	FinalStatus map[string]FinalStatusSource `json:"finalStatus,omitempty"`
+}
+
+// FinalStatusSource describes a PipelineTaskFinalStatus input.
+type FinalStatusSource struct {
+	Task   string   `json:"task"`             // the IR task (or DAG) watched
+	Run    string   `json:"run"`              // pipelineJobResourceName
+	Leaves []string `json:"leaves,omitempty"` // the engine tasks whose statuses arrive, in order
 }
 
 // Empty reports whether e carries nothing (no --extra-b64 is needed).
 func (e Extra) Empty() bool {
 	return len(e.IterationInputs) == 0 && len(e.ListInputs) == 0 && len(e.Guards) == 0 && len(e.Selectors) == 0 &&
-		len(e.OneOf) == 0 && len(e.Levels) == 0 && len(e.IterationLevels) == 0 && len(e.IterationArtifacts) == 0 && !e.ResultEnvelope
+		len(e.OneOf) == 0 && len(e.Levels) == 0 && len(e.IterationLevels) == 0 && len(e.IterationArtifacts) == 0 && !e.ResultEnvelope &&
+		len(e.FinalStatus) == 0
+}
+
+// fullStatus completes a status folded from engine statuses (text, the
+// comma-joined statuses) with what src knows, as KFP reports it: error is
+// {} unless the state is FAILED, then code 2 (google.rpc UNKNOWN) and the
+// failed tasks.
+func (src FinalStatusSource) fullStatus(folded *structpb.Value, text string) *structpb.Value {
+	fields := map[string]*structpb.Value{}
+	for k, v := range folded.GetStructValue().GetFields() {
+		fields[k] = v
+	}
+	fields["pipelineTaskName"] = structpb.NewStringValue(src.Task)
+	fields["pipelineJobResourceName"] = structpb.NewStringValue(src.Run)
+	errObj := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	if fields["state"].GetStringValue() == "FAILED" {
+		var failed []string
+		for i, st := range strings.Split(text, ",") {
+			if strings.TrimSpace(st) == "Failed" && i < len(src.Leaves) {
+				failed = append(failed, src.Leaves[i])
+			}
+		}
+		errObj.Fields["code"] = structpb.NewNumberValue(2)
+		errObj.Fields["message"] = structpb.NewStringValue("failed tasks: " + strings.Join(failed, ", "))
+	}
+	fields["error"] = structpb.NewStructValue(errObj)
+	return structpb.NewStructValue(&structpb.Struct{Fields: fields})
 }
 
 // Encode returns the --extra-b64 value of e.

@@ -25,7 +25,7 @@ func envs(entries ...any) []string {
 }
 
 func TestBindExtensions(t *testing.T) {
-	spec := comp{inParams: []string{"x:NUMBER_INTEGER", "all:LIST", "outer:STRING", "inner:STRING", "msg:STRING", "peer:NUMBER_INTEGER"},
+	spec := comp{inParams: []string{"x:NUMBER_INTEGER", "all:LIST", "outer:STRING", "inner:STRING", "msg:STRING", "peer:NUMBER_INTEGER", "status:TASK_FINAL_STATUS"},
 		inArts: []string{"model", "models"}}.spec(t)
 	typ := &pipelinespec.ArtifactTypeSchema{Kind: &pipelinespec.ArtifactTypeSchema_SchemaTitle{SchemaTitle: "system.Artifact"}, SchemaVersion: "0.0.1"}
 	art := func(name string, uris ...string) []*pipelinespec.RuntimeArtifact {
@@ -119,6 +119,23 @@ func TestBindExtensions(t *testing.T) {
 					{Input: "c0", Guards: []string{"c0g"}}, {Input: "c1", Guards: []string{"c1g"}},
 				}}}.encode()},
 			want: Bound{TaskID: "t", Inputs: Inputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{"model": art("model", "s3://b/a")}}},
+		},
+		{
+			name: "final status from Tekton statuses, completed as KFP reports it",
+			inv: Invocation{Params: map[string]string{"status": "Succeeded,Failed,None"},
+				ExtraB64: Extra{FinalStatus: map[string]FinalStatusSource{"status": {Task: "exit-handler-1", Run: "run-1", Leaves: []string{"a", "b", "c"}}}}.encode()},
+			want: Bound{TaskID: "t", Inputs: Inputs{Params: params(t, map[string]any{"status": map[string]any{
+				"state": "FAILED", "pipelineTaskName": "exit-handler-1", "pipelineJobResourceName": "run-1",
+				"error": map[string]any{"code": 2, "message": "failed tasks: b"},
+			}}), Artifacts: noArts}},
+		},
+		{
+			name: "final status that succeeded has an empty error",
+			inv: Invocation{Params: map[string]string{"status": "Succeeded"},
+				ExtraB64: Extra{FinalStatus: map[string]FinalStatusSource{"status": {Task: "t1", Run: "r", Leaves: []string{"t1"}}}}.encode()},
+			want: Bound{TaskID: "t", Inputs: Inputs{Params: params(t, map[string]any{"status": map[string]any{
+				"state": "SUCCEEDED", "pipelineTaskName": "t1", "pipelineJobResourceName": "r", "error": map[string]any{},
+			}}), Artifacts: noArts}},
 		},
 		{
 			name: "oneOf with no candidate is an error",

@@ -299,7 +299,7 @@ func userLog(s string) []string {
 		if line == "" {
 			continue
 		}
-		line = finalStatus.ReplaceAllStringFunc(line, stateOnly)
+		line = finalStatus.ReplaceAllStringFunc(line, statusNames)
 		out = append(out, line)
 	}
 	slices.Sort(out) // stdout and stderr interleave differently
@@ -311,15 +311,21 @@ var (
 	finalStatus = regexp.MustCompile(`\{.*"state":"[A-Z]+".*\}`)
 )
 
-// stateOnly reduces a printed PipelineTaskFinalStatus to its state. Known
-// difference: on Tekton the launcher only sees $(tasks.T.status), so the
-// status lacks pipelineJobResourceName, pipelineTaskName and error.
-func stateOnly(s string) string {
+// statusNames drops the message of a printed PipelineTaskFinalStatus's
+// error. Known difference: it names the failed tasks by their ids, the
+// local executor's dotted IR path ("exit-handler-1.fail-op") and Tekton's
+// flattened pipeline task name ("exit-handler-1-fail-op").
+func statusNames(s string) string {
 	var st map[string]any
 	if json.Unmarshal([]byte(s), &st) != nil {
 		return s
 	}
-	b, _ := json.Marshal(map[string]any{"state": st["state"]})
+	if e, ok := st["error"].(map[string]any); ok {
+		if _, ok := e["message"]; ok {
+			e["message"] = "<failed tasks>"
+		}
+	}
+	b, _ := json.Marshal(st)
 	return string(b)
 }
 

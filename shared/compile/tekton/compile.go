@@ -227,7 +227,8 @@ type source struct {
 	val      *structpb.Value // srcConst
 	lit      string          // srcStatus: the status expression; srcMissing: why
 	root     string          // srcRoot: pipeline parameter name
-	task     string          // srcResult: producing pipeline task
+	task     string          // srcResult: producing pipeline task; srcStatus: the watched IR task
+	leaves   []string        // srcStatus: the pipeline tasks whose statuses lit joins
 	result   string          // srcResult: result name
 	loop     *loopCtx        // srcResult: the matrix the producer runs in (nil = none)
 	typ      pipelinespec.ParameterType_ParameterTypeEnum
@@ -530,7 +531,8 @@ func (c *compiler) paramSource(s *scope, spec *pipelinespec.TaskInputsSpec_Input
 		for i, l := range up.leaves {
 			refs[i] = "$(tasks." + l + ".status)"
 		}
-		src = &source{kind: srcStatus, lit: strings.Join(refs, ","), typ: pipelinespec.ParameterType_TASK_FINAL_STATUS}
+		src = &source{kind: srcStatus, lit: strings.Join(refs, ","), typ: pipelinespec.ParameterType_TASK_FINAL_STATUS,
+			task: spec.GetTaskFinalStatus().GetProducerTask(), leaves: up.leaves}
 	default:
 		c.errorf(where, "input parameter has no value source")
 		return nil

@@ -348,6 +348,10 @@ root:
 	if diff := cmp.Diff(map[string]string{"p-status": "$(tasks.exit-handler-1-condition-1-inner.status)"}, paramMap(notify.Params)); diff != "" {
 		t.Errorf("final status param (-want +got):\n%s", diff)
 	}
+	wantStatus := map[string]launch.FinalStatusSource{"status": {Task: "exit-handler-1", Run: testOptions().RunID, Leaves: []string{"exit-handler-1-condition-1-inner"}}}
+	if diff := cmp.Diff(wantStatus, decodeExtra(t, mainArgs(t, notify, nil)).FinalStatus); diff != "" {
+		t.Errorf("final status extension (-want +got):\n%s", diff)
+	}
 	if len(notify.RunAfter) != 0 {
 		t.Errorf("finally task has runAfter %v", notify.RunAfter)
 	}

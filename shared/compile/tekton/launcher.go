@@ -29,6 +29,10 @@ package tekton
 //     --artifact/--list-artifact artifacts-K URIs, or lists inside an outer
 //     level's item) and writes their product, one launch.Iteration each.
 //
+//   - Extra.FinalStatus: a PipelineTaskFinalStatus input gets Tekton task
+//     statuses; the launcher completes KFP's status (pipelineTaskName,
+//     pipelineJobResourceName, error naming the failed tasks) from it.
+//
 // The launcher decodes --extra-b64 strictly, so a field one side does not
 // know fails loudly at run time rather than misbehaving.
 

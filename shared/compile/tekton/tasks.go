@@ -100,6 +100,12 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 			return
 		}
 		dest[name] = b.taskParam(pname, src.lit)
+		// Tekton only gives statuses; the launcher completes KFP's
+		// PipelineTaskFinalStatus from this.
+		if b.ext.FinalStatus == nil {
+			b.ext.FinalStatus = map[string]launch.FinalStatusSource{}
+		}
+		b.ext.FinalStatus[name] = launch.FinalStatusSource{Task: src.task, Run: b.c.opts.RunID, Leaves: src.leaves}
 	case srcItem:
 		if !b.loop.within(src.loop) {
 			b.c.errorf(path, "loop item used outside its ParallelFor")
