@@ -94,7 +94,7 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	cfg.TaskID = bound.TaskID
 	types := map[string]launch.ParameterType{}
 	for name, def := range spec.GetOutputDefinitions().GetParameters() {
-		types[name] = def.GetParameterType()
+		types[name] = ir.OutputParameterType(def)
 	}
 	if bound.Skip {
 		slog.Info("task skipped", "task", cfg.TaskID, "reason", bound.SkipReason)

@@ -40,7 +40,7 @@ type Types struct {
 func SpecTypes(spec *pipelinespec.ComponentSpec) Types {
 	return Types{
 		Param: func(n string) ParameterType {
-			return spec.GetInputDefinitions().GetParameters()[n].GetParameterType()
+			return ir.InputParameterType(spec.GetInputDefinitions().GetParameters()[n])
 		},
 		Artifact: func(n string) *pipelinespec.ArtifactTypeSchema {
 			return spec.GetInputDefinitions().GetArtifacts()[n].GetArtifactType()

@@ -425,7 +425,7 @@ func (x *execution) collect(ctx context.Context) (Outputs, error) {
 	out := Outputs{Params: map[string]*structpb.Value{}, Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
 	defs := x.spec.GetOutputDefinitions().GetParameters()
 	for _, name := range slices.Sorted(maps.Keys(defs)) {
-		v, err := x.outputParam(name, defs[name].GetParameterType(), eo)
+		v, err := x.outputParam(name, ir.OutputParameterType(defs[name]), eo)
 		if err != nil {
 			return Outputs{}, err
 		}

@@ -317,3 +317,20 @@ func TestBoundWritesEnvelopes(t *testing.T) {
 		t.Errorf("plain cond result (-want +got):\n%s", diff)
 	}
 }
+
+// Schema 2.0 components declare parameters with the legacy primitive
+// "type"; a STRING stays raw text (the corpus sweep of tests/tektonsim found
+// "1" bound as the number 1 and rendered as "\"1\"").
+func TestLegacyPrimitiveTypes(t *testing.T) {
+	spec := &pipelinespec.ComponentSpec{InputDefinitions: &pipelinespec.ComponentInputsSpec{Parameters: map[string]*pipelinespec.ComponentInputsSpec_ParameterSpec{
+		"text": {Type: pipelinespec.PrimitiveType_STRING}, "n": {Type: pipelinespec.PrimitiveType_INT},
+	}}}
+	got, err := Invocation{Params: map[string]string{"text": "1", "n": "2"}}.Bind("t", SpecTypes(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Inputs{Params: params(t, map[string]any{"text": "1", "n": 2}), Artifacts: map[string][]*pipelinespec.RuntimeArtifact{}}
+	if diff := cmp.Diff(want, got.Inputs, protocmp.Transform()); diff != "" {
+		t.Errorf("Bind (-want +got):\n%s", diff)
+	}
+}

@@ -35,7 +35,7 @@ func (x *execution) Value(p ir.Placeholder) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("%s: input parameter %q has no value", p.Text, p.Name)
 		}
-		return EncodeParam(v, x.spec.GetInputDefinitions().GetParameters()[p.Name].GetParameterType()), nil
+		return EncodeParam(v, ir.InputParameterType(x.spec.GetInputDefinitions().GetParameters()[p.Name])), nil
 	case ir.InputArtifactURI, ir.InputArtifactPath, ir.InputArtifactMetadata:
 		list := x.inArtifacts[p.Name]
 		if len(list) == 0 {
@@ -121,7 +121,7 @@ func (r paramResolver) Value(p ir.Placeholder) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%s: input parameter %q has no value", p.Text, p.Name)
 	}
-	return EncodeParam(v, r.types[p.Name].GetParameterType()), nil
+	return EncodeParam(v, ir.InputParameterType(r.types[p.Name])), nil
 }
 
 func (r paramResolver) IsPresent(name string) bool { _, ok := r.params[name]; return ok }

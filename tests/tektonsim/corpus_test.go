@@ -188,6 +188,9 @@ func TestCorpusAgrees(t *testing.T) {
 		{"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__artifacts_complex.yaml", nil, nil, "", local.StateSucceeded},
 		{"kfp-tekton__sdk__python__test_data__pipelines__parallelfor_fan_in__nested_with_parameters.yaml", nil, nil, "", local.StateSucceeded},
 		{valid + "failing__pipeline_with_multiple_exit_handlers.yaml", nil, nil, "", local.StateSucceeded},
+		// Schema 2.0 (legacy primitive "type"): STRING parameters stay raw.
+		{"kfp-tekton__backend__src__v2__compiler__testdata__producer_consumer_param.json", map[string]any{"text": "1"}, nil, "", local.StateSucceeded},
+		{"kfp__frontend__mock-backend__data__v2__pipeline__lightweight_python_functions_v2_pipeline.json", map[string]any{"message": "1", "input_dict": "1"}, nil, "", local.StateSucceeded},
 		{valid + "failing__pipeline_with_exit_handler.yaml", nil, map[string]string{"exec-fail-op": "!fail"}, "", local.StateFailed},
 		{valid + "pipeline_with_task_final_status.yaml", nil, map[string]string{"exec-fail-op": "!fail"}, "", local.StateFailed},
 		{valid + "parallel_and_nested__pipeline_in_pipeline.yaml", nil, nil, "", local.StateSucceeded},
