@@ -74,7 +74,8 @@
 //
 // # Limits
 //
-// Reported as errors, never dropped silently: artifact iterators, a
+// Reported as errors, never dropped silently: a ParallelFor over artifacts
+// computed inside a loop, a
 // ParallelFor over a list computed inside its enclosing loop, exit tasks
 // that are pipelines and exit handlers below the root, Kubernetes settings
 // and resources that depend on upstream outputs at run time for fields
