@@ -75,8 +75,7 @@
 // # Limits
 //
 // Reported as errors, never dropped silently: a ParallelFor over artifacts
-// computed inside a loop, a
-// ParallelFor over a list computed inside its enclosing loop, exit tasks
+// or a list computed inside its enclosing loop, exit tasks
 // that are pipelines and exit handlers below the root, Kubernetes settings
 // and resources that depend on upstream outputs at run time for fields
 // Tekton does not substitute (pod template, step resources), importer
