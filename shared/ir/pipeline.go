@@ -516,3 +516,17 @@ func SpecJSON(data []byte) (json.RawMessage, error) {
 	}
 	return json.Marshal(doc)
 }
+
+// LegacyConstant converts a schema 2.0.0 constant (runtimeValue.constantValue, a
+// pipelinespec.Value) into the plain value form that 2.1.0 writes.
+func LegacyConstant(v *pipelinespec.Value) *structpb.Value {
+	switch x := v.GetValue().(type) {
+	case *pipelinespec.Value_IntValue:
+		return structpb.NewNumberValue(float64(x.IntValue))
+	case *pipelinespec.Value_DoubleValue:
+		return structpb.NewNumberValue(x.DoubleValue)
+	case *pipelinespec.Value_StringValue:
+		return structpb.NewStringValue(x.StringValue)
+	}
+	return structpb.NewNullValue()
+}

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pipefn/pipefn/shared/compile"
 )
 
 // Backend names, as runs name them.
@@ -176,20 +178,7 @@ const maxName = 63
 // redelivered submission names the same object and the API server refuses a duplicate.
 // Ids too long for one label are cut and keep an 8-hex hash of the whole id.
 func ObjectName(runID string, attempt int) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(runID) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-			continue
-		}
-		if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	id := strings.Trim(b.String(), "-")
+	id := compile.DNSLabel(runID)
 	suffix := "-a" + strconv.Itoa(attempt)
 	if room := maxName - len("pf-") - len(suffix); len(id) > room {
 		h := fnv.New32a()

@@ -84,7 +84,7 @@ func (r *runner) resolveParam(sc *scope, ps *pipelinespec.TaskInputsSpec_InputPa
 			return nil, fmt.Sprintf("runtime parameter %q has no value", name), nil
 		}
 		if c := rv.GetConstantValue(); c != nil {
-			return legacyConstant(c), "", nil
+			return ir.LegacyConstant(c), "", nil
 		}
 		return nil, "", fmt.Errorf("runtimeValue has neither constant nor runtimeParameter")
 	case ps.GetTaskOutputParameter() != nil:
@@ -99,19 +99,6 @@ func (r *runner) resolveParam(sc *scope, ps *pipelinespec.TaskInputsSpec_InputPa
 		return r.finalStatus(p), "", nil
 	}
 	return nil, "", fmt.Errorf("none of componentInputParameter, runtimeValue, taskOutputParameter, taskFinalStatus is set")
-}
-
-// legacyConstant converts a pre-2.1 pipelinespec.Value constant.
-func legacyConstant(v *pipelinespec.Value) *structpb.Value {
-	switch x := v.GetValue().(type) {
-	case *pipelinespec.Value_IntValue:
-		return structpb.NewNumberValue(float64(x.IntValue))
-	case *pipelinespec.Value_DoubleValue:
-		return structpb.NewNumberValue(x.DoubleValue)
-	case *pipelinespec.Value_StringValue:
-		return structpb.NewStringValue(x.StringValue)
-	}
-	return structpb.NewNullValue()
 }
 
 // finalStatus renders a task's end as KFP's PipelineTaskFinalStatus JSON

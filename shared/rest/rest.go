@@ -111,3 +111,21 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 func Errorf(format string, args ...any) error {
 	return api.Errorf(api.KindInvalid, "%s", fmt.Sprintf(format, args...))
 }
+
+// TeamHandler serves one request for an authenticated team.
+type TeamHandler func(w http.ResponseWriter, r *http.Request, team string) error
+
+// WithTeam authenticates first (teamOf names the caller's team or refuses), then runs fn;
+// an error of either becomes KFP's error answer.
+func WithTeam(teamOf func(*http.Request) (string, error), log *slog.Logger, fn TeamHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		team, err := teamOf(r)
+		if err != nil {
+			WriteError(w, r, log, err)
+			return
+		}
+		if err := fn(w, r, team); err != nil {
+			WriteError(w, r, log, err)
+		}
+	}
+}

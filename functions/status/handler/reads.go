@@ -25,19 +25,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/runs/{id}/nodes/{node}/log", h.team(h.log_))
 }
 
-type teamHandler func(w http.ResponseWriter, r *http.Request, team string) error
-
-func (h *Handler) team(fn teamHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		team, err := h.TeamOf(r)
-		if err != nil {
-			rest.WriteError(w, r, h.Log, err)
-			return
-		}
-		if err := fn(w, r, team); err != nil {
-			rest.WriteError(w, r, h.Log, err)
-		}
-	}
+// team authenticates first, then runs fn; errors become KFP error answers.
+func (h *Handler) team(fn rest.TeamHandler) http.HandlerFunc {
+	return rest.WithTeam(h.TeamOf, h.Log, fn)
 }
 
 func (h *Handler) getRun(w http.ResponseWriter, r *http.Request, team string) error {

@@ -106,20 +106,9 @@ func (h *Handler) Triggers() *Triggers {
 	return h.triggers
 }
 
-type teamHandler func(w http.ResponseWriter, r *http.Request, team string) error
-
 // team authenticates first, then runs fn; errors become KFP error answers.
-func (h *Handler) team(fn teamHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		team, err := h.TeamOf(r)
-		if err != nil {
-			rest.WriteError(w, r, h.Log, err)
-			return
-		}
-		if err := fn(w, r, team); err != nil {
-			rest.WriteError(w, r, h.Log, err)
-		}
-	}
+func (h *Handler) team(fn rest.TeamHandler) http.HandlerFunc {
+	return rest.WithTeam(h.TeamOf, h.Log, fn)
 }
 
 func (h *Handler) now() time.Time {

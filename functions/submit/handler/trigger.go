@@ -101,7 +101,7 @@ func (t *Triggers) Wait(ctx context.Context) error {
 	}
 }
 
-func (t *Triggers) team(fn teamHandler) http.HandlerFunc {
+func (t *Triggers) team(fn rest.TeamHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		team, err := t.TeamOf(r)
 		if err != nil {

@@ -482,7 +482,7 @@ func (c *compiler) paramSource(s *scope, spec *pipelinespec.TaskInputsSpec_Input
 	case spec.GetRuntimeValue() != nil:
 		v := spec.GetRuntimeValue().GetConstant()
 		if v == nil && spec.GetRuntimeValue().GetConstantValue() != nil {
-			v = legacyConstant(spec.GetRuntimeValue().GetConstantValue())
+			v = ir.LegacyConstant(spec.GetRuntimeValue().GetConstantValue())
 		}
 		src = &source{kind: srcConst, val: v}
 	case spec.GetComponentInputParameter() != "":
@@ -545,19 +545,6 @@ func (c *compiler) paramSource(s *scope, spec *pipelinespec.TaskInputsSpec_Input
 		src.selector = sel
 	}
 	return src
-}
-
-// legacyConstant converts the schema 2.0.0 constantValue form.
-func legacyConstant(v *pipelinespec.Value) *structpb.Value {
-	switch x := v.GetValue().(type) {
-	case *pipelinespec.Value_IntValue:
-		return structpb.NewNumberValue(float64(x.IntValue))
-	case *pipelinespec.Value_DoubleValue:
-		return structpb.NewNumberValue(x.DoubleValue)
-	case *pipelinespec.Value_StringValue:
-		return structpb.NewStringValue(x.StringValue)
-	}
-	return structpb.NewNullValue()
 }
 
 func (c *compiler) artifactSource(s *scope, spec *pipelinespec.TaskInputsSpec_InputArtifactSpec, where string) *source {

@@ -1058,7 +1058,7 @@ func TestNames(t *testing.T) {
 		n.name([]string{"loop", "items"}, ""), // a user task named like a generated one
 	}
 	for _, s := range got {
-		if len(s) > 63 || dns1123(s) != s {
+		if len(s) > 63 || compile.DNSLabel(s) != s {
 			t.Errorf("%q is not a DNS-1123 label", s)
 		}
 	}

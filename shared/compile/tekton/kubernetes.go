@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
 )
@@ -275,7 +276,7 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 			fail("%s: a per-iteration value from a ParallelFor cannot name a Kubernetes object", field)
 			return "", false
 		}
-		pname := "k-" + dns1123(field)
+		pname := "k-" + compile.DNSLabel(field)
 		switch src.kind {
 		case srcRoot:
 			return b.taskParam(pname, "$(params."+src.root+")"), true
@@ -417,7 +418,7 @@ func (c *compiler) applyKubernetes(pt *tektonv1.PipelineTask, label string, s *s
 	// (after the launcher copy); restartPolicy Always makes them sidecars.
 	var pre []tektonv1.Step
 	for i, ic := range k.InitContainers {
-		st := tektonv1.Step{Name: "init-" + dns1123(ic.Name), Image: ic.Image, Command: ic.Command, Args: ic.Args}
+		st := tektonv1.Step{Name: "init-" + compile.DNSLabel(ic.Name), Image: ic.Image, Command: ic.Command, Args: ic.Args}
 		for _, e := range ic.Env {
 			st.Env = append(st.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 		}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/pipefn/pipefn/shared/compile"
 )
 
 // maxName is the longest Kubernetes label value / DNS-1123 label, which is
@@ -30,7 +32,7 @@ func (n *namer) name(path []string, suffix string) string {
 	if suffix != "" {
 		parts = append(parts, suffix)
 	}
-	base := dns1123(strings.Join(parts, "-"))
+	base := compile.DNSLabel(strings.Join(parts, "-"))
 	if base == "" {
 		base = "task"
 	}
@@ -49,29 +51,10 @@ func (n *namer) name(path []string, suffix string) string {
 	return name
 }
 
-// dns1123 lowercases s and replaces every run of characters outside
-// [a-z0-9] with one "-", trimming dashes at both ends.
-func dns1123(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(s) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-			continue
-		}
-		if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	return strings.TrimRight(b.String(), "-")
-}
-
 // objectName is the PipelineRun name for a run id: "pf-" + the id in
 // DNS-1123 form, trimmed to 63 characters.
 func objectName(runID string) string {
-	n := "pf-" + dns1123(runID)
+	n := "pf-" + compile.DNSLabel(runID)
 	if len(n) > maxName {
 		n = strings.TrimRight(n[:maxName], "-")
 	}

@@ -54,7 +54,7 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		path = b.where + ".inputs.artifacts['" + name + "']"
 		prefix, dest = "a-", b.artifacts
 	}
-	pname := prefix + dns1123(name)
+	pname := prefix + compile.DNSLabel(name)
 	if src.selector != "" && src.kind != srcItem {
 		if b.ext.Selectors == nil {
 			b.ext.Selectors = map[string]string{}
