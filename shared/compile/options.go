@@ -4,6 +4,8 @@
 package compile
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -31,7 +33,27 @@ type Options struct {
 	Labels map[string]string
 	// CachingDisabled turns step caching off for the whole run.
 	CachingDisabled bool
+
+	// In-pod reporting (all optional). With none of them set the compiled object is
+	// exactly what it was before they existed.
+	//
+	// EventsURL, when set, makes the launcher of every container and importer task POST
+	// its own dev.pipefn.task.finished.v1 (with the full lineage record) there: in a
+	// cluster, the Knative Broker's ingress. The object is then annotated
+	// launch.AnnotationLauncherReports.
+	EventsURL string
+	// CacheURL, when set, is the base URL of the lineage function's cache API, which the
+	// launcher of a task with caching on asks before running it (never when
+	// CachingDisabled).
+	CacheURL string
+	// CacheMaxAge bounds the age of a reused execution (0: any age).
+	CacheMaxAge time.Duration
+	// Attempt is the run attempt the object executes; the launchers' events carry it.
+	Attempt int
 }
+
+// Reports reports whether the launchers of this run POST their own task.finished events.
+func (o Options) Reports() bool { return o.EventsURL != "" }
 
 // Label keys that tie a compiled object to its pipefn run.
 const (

@@ -168,7 +168,7 @@ func (b *LocalBackend) execute(ctx context.Context, job Job, prev map[string]lau
 	// config and cache key (for its lineage record), reuses what an earlier attempt of
 	// this run produced (a retry re-runs only what did not succeed), then asks the cache.
 	opts.CacheLookup = func(ctx context.Context, req local.CacheRequest) (launch.Outputs, bool, error) {
-		key, err := cacheKey(req)
+		key, err := launch.CacheKey(req.Config, req.Inputs)
 		if err != nil {
 			log.Warn("no cache key", "task", req.TaskID, "err", err)
 		}

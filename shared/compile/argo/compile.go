@@ -134,6 +134,12 @@ func Compile(p *ir.Pipeline, opts compile.Options) (*wfv1.Workflow, error) {
 	if name := p.Spec.GetPipelineInfo().GetName(); name != "" {
 		wf.Annotations = map[string]string{"pipefn.dev/pipeline-name": name}
 	}
+	if opts.Reports() {
+		if wf.Annotations == nil {
+			wf.Annotations = map[string]string{}
+		}
+		wf.Annotations[launch.AnnotationLauncherReports] = "true"
+	}
 	return wf, nil
 }
 

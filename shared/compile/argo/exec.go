@@ -146,6 +146,7 @@ func (c *compiler) execCall(st *site) (wfv1.DAGTask, error) {
 	default:
 		return wfv1.DAGTask{}, fmt.Errorf("argo: %s: only container and importer executors are supported (resolver and custom jobs are Vertex AI only)", execWhere)
 	}
+	c.reportEnv(tmpl.Container, cfg)
 
 	if rp := task.GetRetryPolicy(); rp != nil && rp.GetMaxRetryCount() > 0 {
 		tmpl.RetryStrategy = retryStrategy(rp)

@@ -960,8 +960,11 @@ func (c *compiler) pipelineRun() *tektonv1.PipelineRun {
 		labels[compile.LabelPipelineVersion] = c.opts.PipelineVersionID
 	}
 	var ann map[string]string
-	if len(c.unbounded) > 0 || len(c.backoff) > 0 || len(c.unmapped) > 0 {
+	if len(c.unbounded) > 0 || len(c.backoff) > 0 || len(c.unmapped) > 0 || c.opts.Reports() {
 		ann = map[string]string{}
+		if c.opts.Reports() {
+			ann[launch.AnnotationLauncherReports] = "true"
+		}
 		if len(c.unmapped) > 0 {
 			ann[AnnotationUnmappedOutputs] = strings.Join(c.unmapped, ",")
 		}

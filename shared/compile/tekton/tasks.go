@@ -239,6 +239,7 @@ func (c *compiler) executorTask(s *scope, path []string, comp *pipelinespec.Comp
 		c.errorf(where, "%v", err)
 		return nil
 	}
+	c.reportEnv(&spec, cfg)
 	spec.Results = results
 	pt := tektonv1.PipelineTask{
 		Name:     name,
