@@ -15,7 +15,15 @@
 // Loop extensions (--extra-b64, --iteration, --list-param, --list-artifact,
 // result envelopes) are defined in shared/launch (extension.go): a matrixed
 // task writes its results as launch.Envelope, and consumers pick or order
-// them by iteration path. The exit code is the user command's
+// them by iteration path.
+//
+// In a cluster whose compile function asks for it (PIPEFN_EVENTS_URL,
+// PIPEFN_CACHE_URL and the other launch.Env* variables), run and importer
+// also consult the step cache before the user command (a hit writes the
+// cached outputs as the results and skips the command) and POST their own
+// dev.pipefn.task.finished.v1 with the full lineage record afterwards; a
+// report that cannot be posted is logged and never changes the exit code.
+// The exit code is the user command's
 // when it fails, 1 for launcher errors, 2 for a malformed command line.
 package main
 
@@ -29,7 +37,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/artifacts"
 	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
@@ -96,9 +106,15 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	for name, def := range spec.GetOutputDefinitions().GetParameters() {
 		types[name] = ir.OutputParameterType(def)
 	}
+	rep := newReporter(os.Getenv, slog.Default())
+	start := time.Now()
 	if bound.Skip {
 		slog.Info("task skipped", "task", cfg.TaskID, "reason", bound.SkipReason)
-		return bound.WriteSkippedResults(inv.ResultsDir, spec)
+		if err := bound.WriteSkippedResults(inv.ResultsDir, spec); err != nil {
+			return err
+		}
+		rep.finish(cfg, outcome{state: api.StateSkipped, start: start, end: time.Now(), in: bound.Inputs})
+		return nil
 	}
 	mount := os.Getenv("PIPEFN_MOUNT_ROOT")
 	if mount == "" {
@@ -110,16 +126,44 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 		Stderr:    stderr,
 		MountRoot: mount,
 	}
+	o := outcome{start: start, in: bound.Inputs}
+	if rep != nil {
+		// The lineage record and the cache key cover each input's content (its digest),
+		// which a bare URI on the command line does not carry. Execute gets the inputs as
+		// bound: their metadata is read from the producer's sidecar there.
+		o.in = launch.WithInputDigests(ctx, env.Store, bound.Inputs)
+		if o.cacheKey, err = launch.CacheKey(cfg, o.in); err != nil {
+			slog.Warn("no cache key", "task", cfg.TaskID, "err", err)
+		}
+	}
+	if out, from, ok := rep.lookup(ctx, cfg, o.cacheKey); ok {
+		// Served from the step cache: the cached outputs become this task's results,
+		// exactly as if it had run, and the user command is not started.
+		if err := bound.WriteResults(inv.ResultsDir, out, types); err != nil {
+			o.state, o.end, o.err = api.StateFailed, time.Now(), err
+			rep.finish(cfg, o)
+			return err
+		}
+		slog.Info("task served from the step cache", "task", cfg.TaskID, "from", from, "key", o.cacheKey)
+		o.state, o.end, o.out, o.cachedFrom = api.StateCached, time.Now(), out, from
+		rep.finish(cfg, o)
+		return nil
+	}
 	var out launch.Outputs
 	if inv.Command == "importer" {
 		out, err = launch.Import(ctx, cfg, bound.Inputs, env)
 	} else {
 		out, err = launch.Execute(ctx, cfg, bound.Inputs, env)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = bound.WriteResults(inv.ResultsDir, out, types)
 	}
-	if err := bound.WriteResults(inv.ResultsDir, out, types); err != nil {
+	o.state, o.end, o.err = stateOf(ctx, err), time.Now(), err
+	if err == nil {
+		o.out = out
+	}
+	rep.finish(cfg, o)
+	if err != nil {
 		return err
 	}
 	slog.Info("task done", "task", cfg.TaskID, "params", len(out.Params), "artifacts", len(out.Artifacts))
