@@ -60,6 +60,7 @@ type Handler struct {
 func (h *Handler) Register(r *events.Router) {
 	r.Handle(events.TypeRunStatus, h.RunStatus)
 	r.Handle(events.TypeRunDispatched, h.RunDispatched)
+	r.Handle(events.TypeTaskFinished, h.TaskFinished)
 	r.Handle(events.TypePing, h.Tick)
 	r.HandlePrefix(events.TektonPipelineRunPrefix, h.TektonEvent)
 	r.HandlePrefix(events.TektonTaskRunPrefix, h.TektonEvent)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -176,7 +177,12 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 			if m != nil && m.Seen(st) {
 				continue
 			}
-			if err := h.applyStatus(ctx, st, now); err != nil {
+			var reports func(context.Context) (bool, error)
+			if lr, ok := h.Observers[backend].(LauncherReporting); ok {
+				run := r
+				reports = func(ctx context.Context) (bool, error) { return lr.LauncherReports(ctx, team, run) }
+			}
+			if err := h.applyStatus(ctx, st, now, reports); err != nil {
 				h.log().ErrorContext(ctx, "resync: apply status", "run", r.RunID, "team", team, "err", err)
 				continue
 			}
@@ -192,7 +198,13 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 // shows ended for the first time are announced as dev.pipefn.task.finished.v1 (for
 // lineage), as the local backend does for its own tasks; their ids are stable per task,
 // attempt and state, so a repeated announcement is dropped downstream.
-func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.Time) error {
+//
+// Not so for an object whose launchers report their own tasks (reports, asked only when
+// there is something to announce, says so): their records are complete, and the lineage
+// store keeps the first success of a task, so the engine's thinner one must never be
+// first. An error from reports is returned before anything is applied, so that the
+// report is retried (redelivery, or the next tick) rather than announced blindly.
+func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.Time, reports func(context.Context) (bool, error)) error {
 	if at.IsZero() {
 		at = h.now()
 	}
@@ -201,6 +213,15 @@ func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.
 		return events.Permanent(err)
 	}
 	ended := h.newlyEnded(ctx, st)
+	if len(ended) > 0 && reports != nil {
+		own, err := reports(ctx)
+		if err != nil {
+			return fmt.Errorf("run %s: does its object's launchers report? %w", st.RunID, err)
+		}
+		if own {
+			ended = nil
+		}
+	}
 	if _, err := h.RunStatus(ctx, e); err != nil {
 		return err
 	}
@@ -261,7 +282,9 @@ func (h *Handler) applyBackendEvent(ctx context.Context, e cloudevents.Event, st
 		return nil, nil
 	}
 	at := e.Time()
-	if err := h.applyStatus(ctx, st, at); err != nil {
+	own := launcherReports(e.Data())
+	reports := func(context.Context) (bool, error) { return own, nil }
+	if err := h.applyStatus(ctx, st, at, reports); err != nil {
 		if api.KindOf(err) == api.KindNotFound {
 			// A run deleted from the store, or an object in another install's namespace.
 			return nil, events.Permanent(err)
