@@ -3,7 +3,11 @@
 //
 // Environment: PORT, REDIS_URL, KUBECONFIG (default: in-cluster), PIPEFN_TEAM, PIPEFN_BACKEND (default tekton),
 // PIPEFN_LAUNCHER_IMAGE, PIPEFN_PIPELINE_ROOT (e.g. s3://bucket/team),
-// K_SERVICE/K_REVISION.
+// PIPEFN_LAUNCHER_EVENTS_URL (where task pods POST their task.finished: the Broker's
+// ingress; unset: the status function announces tasks from the engine's state),
+// PIPEFN_LAUNCHER_CACHE_URL (the lineage function's cache API as task pods reach it;
+// unset: no step cache in the cluster), PIPEFN_CACHE_MAX_AGE (a Go duration; unset: any
+// age), K_SERVICE/K_REVISION.
 package main
 
 import (
@@ -41,9 +45,15 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 	if err != nil {
 		return serve.Mounted{}, err
 	}
+	report := handler.LauncherReport{EventsURL: getenv("PIPEFN_LAUNCHER_EVENTS_URL"), CacheURL: getenv("PIPEFN_LAUNCHER_CACHE_URL")}
+	if v := getenv("PIPEFN_CACHE_MAX_AGE"); v != "" {
+		if report.CacheMaxAge, err = time.ParseDuration(v); err != nil || report.CacheMaxAge < 0 {
+			return serve.Mounted{}, fmt.Errorf("compile: PIPEFN_CACHE_MAX_AGE=%q: want a non-negative Go duration (24h)", v)
+		}
+	}
 	h := &handler.Handler{
 		Runs:           st,
-		Backends:       handler.KubeBackends(kube, getenv("PIPEFN_LAUNCHER_IMAGE"), log),
+		Backends:       handler.WithLauncherReport(handler.KubeBackends(kube, getenv("PIPEFN_LAUNCHER_IMAGE"), log), report),
 		DefaultBackend: backend,
 		PipelineRoot:   func(team, runID string) string { return root },
 		Source:         "pipefn/compile", Log: log,

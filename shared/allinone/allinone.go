@@ -56,6 +56,13 @@ type Config struct {
 	// Kubeconfig names the cluster of the tekton and argo backends. Empty: $KUBECONFIG,
 	// in-cluster, ~/.kube/config, tried only when Backend is tekton or argo.
 	Kubeconfig string
+	// LauncherURL is the base URL at which the task pods of tekton and argo runs reach
+	// this server: their launchers post task.finished to <LauncherURL>/events and ask the
+	// step cache at <LauncherURL>/apis/v2beta1/cache/{key}. Empty: http://<Addr> when Addr
+	// names a port (pods that share the host's network); with port 0, not at all. With
+	// authentication on, launchers are never pointed here: they hold no credential, and
+	// /events refuses pipefn's own event types from outside.
+	LauncherURL string
 	// Team is the team of every request while authentication is off (default "default").
 	Team string
 	// Auth authenticates every request, event post and stream; nil turns authentication
@@ -194,7 +201,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		maps.Copy(compile.Backends, compilefn.KubeBackends(kube, "", log.With("fn", "compile")))
+		maps.Copy(compile.Backends, compilefn.WithLauncherReport(compilefn.KubeBackends(kube, "", log.With("fn", "compile")),
+			launcherReport(cfg, authn)))
 		status.Observers = statusfn.KubeObservers(kube)
 		status.Logs = &statusfn.RunLogs{Runs: s.Store, Local: logs, Kube: kube}
 		submit.Backends = append(submit.Backends, k8s.BackendTekton, k8s.BackendArgo)
@@ -219,7 +227,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	router.HandlePrefix(events.TektonPipelineRunPrefix, status.TektonEvent)
 	router.HandlePrefix(events.TektonTaskRunPrefix, status.TektonEvent)
 	router.HandlePrefix(statusfn.APIServerResourcePrefix, status.APIServerEvent)
-	router.Handle(events.TypeTaskFinished, dedupe(lineage.HandleTaskFinished))
+	// Launchers' own reports also reach status (only they know a task was CACHED).
+	router.Handle(events.TypeTaskFinished, fanout(s.Bus, dedupe(lineage.HandleTaskFinished), status.TaskFinished))
 	ticks := []events.Handler{status.Tick, sched.OnTick}
 	router.Handle(events.TypePing, fanout(s.Bus, ticks...))
 	// Any other type may be bound to a pipeline (CloudEvent triggers).
@@ -256,6 +265,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// launcherReport points cluster launchers at this server's /events and cache API (see
+// Config.LauncherURL); the zero report when they cannot reach it or may not use it.
+func launcherReport(cfg Config, authn *auth.Authenticator) compilefn.LauncherReport {
+	if authn.Enabled() {
+		return compilefn.LauncherReport{}
+	}
+	base := strings.TrimRight(cfg.LauncherURL, "/")
+	if base == "" {
+		_, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil || port == "" || port == "0" {
+			return compilefn.LauncherReport{}
+		}
+		base = "http://" + cfg.Addr
+	}
+	return compilefn.LauncherReport{EventsURL: base + "/events", CacheURL: base, CacheMaxAge: cfg.CacheMaxAge}
 }
 
 // Wait blocks until the server has stopped and returns why.

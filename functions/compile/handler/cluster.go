@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -39,7 +40,7 @@ func Options(job Job, launcherImage string) compile.Options {
 	opts := compile.Options{
 		RunID: job.Run.RunID, Team: job.Team, Namespace: job.Team, PipelineRoot: job.PipelineRoot,
 		Params: job.Params, LauncherImage: launcherImage, ServiceAccount: job.Run.ServiceAccount,
-		CachingDisabled: !job.Caching,
+		CachingDisabled: !job.Caching, Attempt: job.Attempt,
 	}
 	if job.Run.PipelineVersionReference != nil {
 		opts.PipelineVersionID = job.Run.PipelineVersionReference.PipelineVersionID
@@ -49,7 +50,31 @@ func Options(job Job, launcherImage string) compile.Options {
 
 // Compile compiles a job for target ("tekton" or "argo").
 func Compile(job Job, target, launcherImage string) (any, error) {
+	return compileReporting(job, target, launcherImage, LauncherReport{})
+}
+
+// LauncherReport says where the launchers of dispatched runs report their tasks and ask
+// the step cache (compile.Options.EventsURL, CacheURL, CacheMaxAge). The zero value: they
+// do neither, and the compiled objects are as without it.
+type LauncherReport struct {
+	EventsURL   string
+	CacheURL    string
+	CacheMaxAge time.Duration
+}
+
+// WithLauncherReport sets r on every KubeBackend of backends, and returns backends.
+func WithLauncherReport(backends map[string]Backend, r LauncherReport) map[string]Backend {
+	for _, b := range backends {
+		if kb, ok := b.(*KubeBackend); ok {
+			kb.Report = r
+		}
+	}
+	return backends
+}
+
+func compileReporting(job Job, target, launcherImage string, r LauncherReport) (any, error) {
 	opts := Options(job, launcherImage)
+	opts.EventsURL, opts.CacheURL, opts.CacheMaxAge = r.EventsURL, r.CacheURL, r.CacheMaxAge
 	switch target {
 	case "tekton":
 		return tekton.Compile(job.Pipeline, opts)
@@ -76,7 +101,9 @@ type KubeBackend struct {
 	Target        string
 	Client        *k8s.Client
 	LauncherImage string
-	Log           *slog.Logger
+	// Report makes the runs' launchers report their own tasks and use the step cache.
+	Report LauncherReport
+	Log    *slog.Logger
 }
 
 // KubeBackends returns the tekton and argo backends over one cluster client.
@@ -91,7 +118,7 @@ func KubeBackends(c *k8s.Client, launcherImage string, log *slog.Logger) map[str
 // API server rejects as invalid or forbidden, fails the run (Permanent); anything else
 // (the API server unreachable, throttled) is returned for redelivery.
 func (b *KubeBackend) Dispatch(ctx context.Context, job Job) (events.RunDispatched, error) {
-	obj, err := Compile(job, b.Target, b.LauncherImage)
+	obj, err := compileReporting(job, b.Target, b.LauncherImage, b.Report)
 	if err != nil {
 		return events.RunDispatched{}, events.Permanent(fmt.Errorf("compile run %s for %s: %w", job.Run.RunID, b.Target, err))
 	}
