@@ -107,6 +107,9 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 		types[name] = ir.OutputParameterType(def)
 	}
 	rep := newReporter(os.Getenv, slog.Default())
+	// The cache token is the launcher's, not the user command's (which inherits the
+	// launcher's environment).
+	_ = os.Unsetenv(launch.EnvCacheToken)
 	start := time.Now()
 	if bound.Skip {
 		slog.Info("task skipped", "task", cfg.TaskID, "reason", bound.SkipReason)

@@ -59,8 +59,12 @@ func newReporter(getenv func(string) string, log *slog.Logger) *reporter {
 		}
 		r.attempt = n
 	}
+	var header http.Header
+	if tok := getenv(launch.EnvCacheToken); tok != "" {
+		header = http.Header{"Authorization": {"Bearer " + tok}}
+	}
 	if cache != "" {
-		c, err := cacheclient.New(cache, &http.Client{Timeout: lookupTimeout}, nil)
+		c, err := cacheclient.New(cache, &http.Client{Timeout: lookupTimeout}, header)
 		if err != nil {
 			log.Error("step cache off", "var", launch.EnvCacheURL, "err", err)
 		} else {

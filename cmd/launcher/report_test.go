@@ -80,7 +80,13 @@ func (r *receiver) events() []cloudevents.Event {
 // the user command; a task with caching off, and a cache that cannot be reached, run.
 func TestReportAndStepCache(t *testing.T) {
 	st := state.New(redistest.Start(t), nil)
-	lin := lineagefn.New(st, func(*http.Request) (string, error) { return "t1", nil }, nil)
+	// The lineage function authenticates: only the launchers' token is team t1.
+	lin := lineagefn.New(st, func(r *http.Request) (string, error) {
+		if r.Header.Get("Authorization") != "Bearer tok-1" {
+			return "", api.Errorf(api.KindUnauthenticated, "bad token")
+		}
+		return "t1", nil
+	}, nil)
 	cacheSrv := httptest.NewServer(lin)
 	defer cacheSrv.Close()
 	recv := &receiver{lineage: lin}
@@ -102,7 +108,7 @@ func TestReportAndStepCache(t *testing.T) {
 	task := func(runID string, cache bool) launch.TaskConfig {
 		cfg := launch.TaskConfig{RunID: runID, TaskID: "train", TaskName: "train", PipelineRoot: root, CacheEnabled: cache,
 			Container: &launch.Container{Image: "alpine:3", Command: []string{"sh", "-c",
-				`echo ran >> "$0"; printf '%s!' "$1" > "$2"; cat "$3" > "$4"`},
+				`echo ran "$PIPEFN_CACHE_TOKEN" >> "$0"; printf '%s!' "$1" > "$2"; cat "$3" > "$4"`},
 				Args: []string{marker, "{{$.inputs.parameters['msg']}}", "{{$.outputs.parameters['out'].output_file}}",
 					"{{$.inputs.artifacts['data'].path}}", "{{$.outputs.artifacts['model'].path}}"}}}
 		if err := cfg.SetComponent(spec(map[string]pipelinespec.ParameterType_ParameterTypeEnum{"msg": pipelinespec.ParameterType_STRING},
@@ -115,7 +121,7 @@ func TestReportAndStepCache(t *testing.T) {
 	env := func(cacheURL string) []string {
 		return []string{
 			launch.EnvEventsURL + "=" + eventsSrv.URL, launch.EnvCacheURL + "=" + cacheURL,
-			launch.EnvTeam + "=t1", launch.EnvAttempt + "=0", launch.EnvPipeline + "=pipe",
+			launch.EnvTeam + "=t1", launch.EnvAttempt + "=0", launch.EnvPipeline + "=pipe", launch.EnvCacheToken + "=tok-1",
 			// A matrix TaskRun's labels: the status function calls it "train.1".
 			launch.EnvTektonPipelineRun + "=pf-run-a0", launch.EnvTektonPipelineTask + "=train",
 			launch.EnvTektonTaskRun + "=pf-run-a0-train-1",
@@ -215,6 +221,9 @@ func TestReportAndStepCache(t *testing.T) {
 	invoke(task("run-4", true), "http://127.0.0.1:1")
 	if runs() != 3 {
 		t.Errorf("user command ran %d times, want 3 (runs 1, 3 and 4)", runs())
+	}
+	if b, _ := os.ReadFile(marker); strings.Contains(string(b), "tok-1") {
+		t.Errorf("the user command saw the cache token: %q", b)
 	}
 	var states []string
 	for _, e := range recv.events()[2:] {

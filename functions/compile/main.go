@@ -6,8 +6,9 @@
 // PIPEFN_LAUNCHER_EVENTS_URL (where task pods POST their task.finished: the Broker's
 // ingress; unset: the status function announces tasks from the engine's state),
 // PIPEFN_LAUNCHER_CACHE_URL (the lineage function's cache API as task pods reach it;
-// unset: no step cache in the cluster), PIPEFN_CACHE_MAX_AGE (a Go duration; unset: any
-// age), K_SERVICE/K_REVISION.
+// unset: no step cache in the cluster), PIPEFN_LAUNCHER_CACHE_TOKEN_SECRET (a Secret in
+// the team namespace whose key "token" is a viewer API token the launchers present to
+// it), PIPEFN_CACHE_MAX_AGE (a Go duration; unset: any age), K_SERVICE/K_REVISION.
 package main
 
 import (
@@ -45,7 +46,8 @@ func build(ctx context.Context, log *slog.Logger, getenv func(string) string, mu
 	if err != nil {
 		return serve.Mounted{}, err
 	}
-	report := handler.LauncherReport{EventsURL: getenv("PIPEFN_LAUNCHER_EVENTS_URL"), CacheURL: getenv("PIPEFN_LAUNCHER_CACHE_URL")}
+	report := handler.LauncherReport{EventsURL: getenv("PIPEFN_LAUNCHER_EVENTS_URL"), CacheURL: getenv("PIPEFN_LAUNCHER_CACHE_URL"),
+		CacheTokenSecret: getenv("PIPEFN_LAUNCHER_CACHE_TOKEN_SECRET")}
 	if v := getenv("PIPEFN_CACHE_MAX_AGE"); v != "" {
 		if report.CacheMaxAge, err = time.ParseDuration(v); err != nil || report.CacheMaxAge < 0 {
 			return serve.Mounted{}, fmt.Errorf("compile: PIPEFN_CACHE_MAX_AGE=%q: want a non-negative Go duration (24h)", v)

@@ -48,6 +48,9 @@ type Options struct {
 	CacheURL string
 	// CacheMaxAge bounds the age of a reused execution (0: any age).
 	CacheMaxAge time.Duration
+	// CacheTokenSecret names a Secret in Namespace whose key "token" the launchers present
+	// to the cache API (launch.EnvCacheToken); empty: they present none.
+	CacheTokenSecret string
 	// Attempt is the run attempt the object executes; the launchers' events carry it.
 	Attempt int
 }

@@ -28,6 +28,11 @@ const (
 	EnvCacheURL = "PIPEFN_CACHE_URL"
 	// EnvCacheMaxAge bounds the age of a reused execution, as a Go duration ("24h").
 	EnvCacheMaxAge = "PIPEFN_CACHE_MAX_AGE"
+	// EnvCacheToken is the bearer token the launcher presents to the cache API, from the
+	// key CacheTokenKey of the Secret Report.CacheTokenSecret names (optional: without it
+	// an authenticating lineage function refuses the lookup and the task runs). The
+	// launcher removes it from its environment, so the user command never sees it.
+	EnvCacheToken = "PIPEFN_CACHE_TOKEN"
 	// EnvTeam and EnvAttempt name the run attempt the event reports on (the run id is
 	// TaskConfig.RunID).
 	EnvTeam    = "PIPEFN_TEAM"
@@ -55,6 +60,9 @@ const (
 	ArgoNodeNameAnnotation  = "workflows.argoproj.io/node-name"
 )
 
+// CacheTokenKey is the key of the cache token in Report.CacheTokenSecret.
+const CacheTokenKey = "token"
+
 // AnnotationLauncherReports marks a compiled PipelineRun or Workflow whose launchers
 // report their own task.finished events: the status function then does not announce
 // the engine's thinner record of the same tasks.
@@ -68,9 +76,21 @@ type Report struct {
 	EventsURL   string
 	CacheURL    string
 	CacheMaxAge time.Duration
-	Team        string
-	Attempt     int
-	Pipeline    string
+	// CacheTokenSecret names a Secret in the run's namespace whose CacheTokenKey is a
+	// token for the cache API (a viewer API token of the team); empty: none.
+	CacheTokenSecret string
+	Team             string
+	Attempt          int
+	Pipeline         string
+}
+
+// TokenSecret is the Secret the task's cache token comes from, "" when the task gets
+// none (no cache URL for it, or no secret named).
+func (r Report) TokenSecret(cacheEnabled bool) string {
+	if r.CacheURL == "" || !cacheEnabled {
+		return ""
+	}
+	return r.CacheTokenSecret
 }
 
 // Env returns the literal environment variables of a launcher run/importer task (the

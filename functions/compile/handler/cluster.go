@@ -60,6 +60,9 @@ type LauncherReport struct {
 	EventsURL   string
 	CacheURL    string
 	CacheMaxAge time.Duration
+	// CacheTokenSecret names the Secret (in the team's namespace) holding the token the
+	// launchers present to the cache API (compile.Options.CacheTokenSecret).
+	CacheTokenSecret string
 }
 
 // WithLauncherReport sets r on every KubeBackend of backends, and returns backends.
@@ -74,7 +77,7 @@ func WithLauncherReport(backends map[string]Backend, r LauncherReport) map[strin
 
 func compileReporting(job Job, target, launcherImage string, r LauncherReport) (any, error) {
 	opts := Options(job, launcherImage)
-	opts.EventsURL, opts.CacheURL, opts.CacheMaxAge = r.EventsURL, r.CacheURL, r.CacheMaxAge
+	opts.EventsURL, opts.CacheURL, opts.CacheMaxAge, opts.CacheTokenSecret = r.EventsURL, r.CacheURL, r.CacheMaxAge, r.CacheTokenSecret
 	switch target {
 	case "tekton":
 		return tekton.Compile(job.Pipeline, opts)

@@ -14,7 +14,7 @@ import (
 // compiled without reporting stay as they were.
 func (c *compiler) reportEnv(ctr *apiv1.Container, cfg launch.TaskConfig) {
 	r := launch.Report{
-		EventsURL: c.opts.EventsURL, CacheURL: c.opts.CacheURL, CacheMaxAge: c.opts.CacheMaxAge,
+		EventsURL: c.opts.EventsURL, CacheURL: c.opts.CacheURL, CacheMaxAge: c.opts.CacheMaxAge, CacheTokenSecret: c.opts.CacheTokenSecret,
 		Team: c.opts.Team, Attempt: c.opts.Attempt, Pipeline: c.p.Spec.GetPipelineInfo().GetName(),
 	}
 	if c.opts.CachingDisabled {
@@ -26,6 +26,13 @@ func (c *compiler) reportEnv(ctr *apiv1.Container, cfg launch.TaskConfig) {
 	}
 	for _, e := range lit {
 		ctr.Env = append(ctr.Env, apiv1.EnvVar{Name: e.Name, Value: e.Value})
+	}
+	if secret := r.TokenSecret(cfg.CacheEnabled); secret != "" {
+		// Optional, so that a missing Secret only turns the cache lookups away.
+		optional := true
+		ctr.Env = append(ctr.Env, apiv1.EnvVar{Name: launch.EnvCacheToken, ValueFrom: &apiv1.EnvVarSource{SecretKeyRef: &apiv1.SecretKeySelector{
+			LocalObjectReference: apiv1.LocalObjectReference{Name: secret}, Key: launch.CacheTokenKey, Optional: &optional,
+		}}})
 	}
 	// The engine's names of the task come from the pod's own metadata, which Argo sets:
 	// the launcher derives from them the id the status function gives the task.

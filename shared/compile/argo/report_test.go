@@ -88,6 +88,13 @@ var reportEnvCases = []struct {
 		"uncached": {"PIPEFN_EVENTS_URL=http://broker", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test"},
 		"imp":      {"PIPEFN_EVENTS_URL=http://broker", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test"},
 	}},
+	{name: "cache token", annotate: true, opts: func(o *compile.Options) {
+		o.EventsURL, o.CacheURL, o.CacheTokenSecret = "http://broker", "http://lineage", "launcher-token"
+	}, want: map[string][]string{
+		"cached":   {"PIPEFN_EVENTS_URL=http://broker", "PIPEFN_CACHE_URL=http://lineage", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test", "PIPEFN_CACHE_TOKEN<-secret:launcher-token/token"},
+		"uncached": {"PIPEFN_EVENTS_URL=http://broker", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test"},
+		"imp":      {"PIPEFN_EVENTS_URL=http://broker", "PIPEFN_CACHE_URL=http://lineage", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test", "PIPEFN_CACHE_TOKEN<-secret:launcher-token/token"},
+	}},
 	{name: "cache only", opts: func(o *compile.Options) { o.CacheURL = "http://lineage" }, want: map[string][]string{
 		"cached": {"PIPEFN_CACHE_URL=http://lineage", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test"},
 		"imp":    {"PIPEFN_CACHE_URL=http://lineage", "PIPEFN_TEAM=t", "PIPEFN_ATTEMPT=0", "PIPEFN_PIPELINE_NAME=report-test"},
@@ -95,10 +102,14 @@ var reportEnvCases = []struct {
 }
 
 // envStrings renders a container's PIPEFN_ variables as NAME=VALUE (literal) or
-// NAME<-FIELDPATH (downward API), in order.
+// NAME<-FIELDPATH (downward API) and NAME<-secret:NAME/KEY, in order.
 func envStrings(env []corev1.EnvVar) (lit, field []string) {
 	for _, e := range env {
 		if !strings.HasPrefix(e.Name, "PIPEFN_") {
+			continue
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			lit = append(lit, e.Name+"<-secret:"+e.ValueFrom.SecretKeyRef.Name+"/"+e.ValueFrom.SecretKeyRef.Key)
 			continue
 		}
 		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
