@@ -199,10 +199,11 @@ func (h *Handler) resync(ctx context.Context, team string, runs []api.Run, now t
 // lineage), as the local backend does for its own tasks; their ids are stable per task,
 // attempt and state, so a repeated announcement is dropped downstream.
 //
-// Not so for an object whose launchers report their own tasks (reports, asked only when
-// there is something to announce, says so): their records are complete, and the lineage
-// store keeps the first success of a task, so the engine's thinner one must never be
-// first. An error from reports is returned before anything is applied, so that the
+// Not so for the successes of an object whose launchers report their own tasks (reports,
+// asked only when there is something to announce, says so): their records are complete,
+// and the lineage store keeps the first success of a task, so the engine's thinner one
+// must never be first. (A succeeded cond or items task of such an object, which no
+// launcher reports, is then not announced at all: it has no artifacts to trace.) An error from reports is returned before anything is applied, so that the
 // report is retried (redelivery, or the next tick) rather than announced blindly.
 func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.Time, reports func(context.Context) (bool, error)) error {
 	if at.IsZero() {
@@ -219,7 +220,16 @@ func (h *Handler) applyStatus(ctx context.Context, st events.RunStatus, at time.
 			return fmt.Errorf("run %s: does its object's launchers report? %w", st.RunID, err)
 		}
 		if own {
-			ended = nil
+			// Only successes: a pod that failed, was killed or never started (OOM, a
+			// deadline, an image that cannot be pulled, a skipped task) may never have run
+			// its launcher, and the engine's record is then all lineage will get.
+			kept := ended[:0]
+			for _, t := range ended {
+				if t.State != api.StateSucceeded {
+					kept = append(kept, t)
+				}
+			}
+			ended = kept
 		}
 	}
 	if _, err := h.RunStatus(ctx, e); err != nil {

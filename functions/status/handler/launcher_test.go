@@ -212,9 +212,9 @@ func (s *reportingSeen) LauncherReports(context.Context, string, api.Run) (bool,
 	return s.reports, s.err
 }
 
-// TestResyncLauncherReports: the resync announces a newly ended task only when its
-// object's launchers do not report; when that cannot be told, it applies nothing and
-// tries again on the next tick.
+// TestResyncLauncherReports: the resync announces a newly succeeded task only when its
+// object's launchers do not report (a failed one always); when that cannot be told, it
+// applies nothing and tries again on the next tick.
 func TestResyncLauncherReports(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
@@ -222,11 +222,14 @@ func TestResyncLauncherReports(t *testing.T) {
 		name      string
 		reports   bool
 		err       error
+		task      string // the task's state as the engine reports it (default SUCCEEDED)
 		wantState string
 		announced bool
 	}{
 		{name: "reporting launchers", reports: true, wantState: api.StateSucceeded},
 		{name: "silent launchers", reports: false, wantState: api.StateSucceeded, announced: true},
+		// A pod killed before its launcher could report: the engine's record is all there is.
+		{name: "reporting launchers, failed task", reports: true, task: api.StateFailed, wantState: api.StateSucceeded, announced: true},
 		{name: "cannot tell", err: errors.New("API server unreachable"), wantState: api.StatePending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,9 +239,13 @@ func TestResyncLauncherReports(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			task := tc.task
+			if task == "" {
+				task = api.StateSucceeded
+			}
 			obs := &reportingSeen{reports: tc.reports, err: tc.err, seen: seen{by: map[string]events.RunStatus{
 				run.RunID: {RunID: run.RunID, Team: "t1", State: api.StateSucceeded,
-					Tasks: []api.TaskDetail{{TaskID: "a", State: api.StateSucceeded}}},
+					Tasks: []api.TaskDetail{{TaskID: "a", State: task}}},
 			}}}
 			h.Observers = map[string]Observer{"tekton": obs}
 			if _, err := h.Tick(ctx, ping(now)); err != nil {
@@ -250,7 +257,7 @@ func TestResyncLauncherReports(t *testing.T) {
 			}
 			var want []string
 			if tc.announced {
-				want = []string{"task:" + run.RunID + ":0:a:SUCCEEDED"}
+				want = []string{"task:" + run.RunID + ":0:a:" + task}
 			}
 			if diff := cmp.Diff(want, finishedIDs(sent)); diff != "" {
 				t.Errorf("task.finished announced (-want +got):\n%s", diff)
