@@ -91,7 +91,10 @@ if [ ! -x "$BIN/etcd" ]; then
   echo "install-kube: building etcd v$ETCD_VERSION into $BIN"
   build_etcd
 fi
-if [ ! -x "$BIN/kube-apiserver" ]; then
+# A binary without the version stamp answers /version with v0.0.0-master, which
+# Knative-based controllers (Tekton's) refuse at start-up: rebuild it (the link
+# step only, when the build cache is warm).
+if [ ! -x "$BIN/kube-apiserver" ] || ! "$BIN/kube-apiserver" --version 2>/dev/null | grep -q "v$K8S_VERSION\$"; then
   echo "install-kube: building kube-apiserver v$K8S_VERSION into $BIN (several minutes)"
   build_apiserver
 fi
