@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -267,6 +268,21 @@ func ArgoStatus(wf *wfv1.Workflow) events.RunStatus {
 			fillOutputs(&td, results)
 		}
 		st.Tasks = append(st.Tasks, td)
+	}
+	// An exit handler's task depends on every end state of the tasks it guards, so Argo
+	// calls the Workflow Succeeded when the handler succeeds even though a guarded task
+	// failed (a DAG's phase follows its leaves). In KFP the run has failed.
+	if st.State == api.StateSucceeded {
+		var failed []string
+		for _, td := range st.Tasks {
+			if td.State == api.StateFailed {
+				failed = append(failed, td.TaskID)
+			}
+		}
+		if len(failed) > 0 {
+			slices.Sort(failed)
+			st.State, st.Error = api.StateFailed, "task "+strings.Join(failed, ", ")+" failed"
+		}
 	}
 	finishTasks(&st)
 	return st

@@ -181,6 +181,27 @@ func TestArgoStatus(t *testing.T) {
 	}
 }
 
+// TestArgoExitHandlerFailureFailsTheRun: the exit task depends on every end state of
+// the guarded task, so Argo ends the Workflow Succeeded after the guarded task failed;
+// the run is FAILED, as KFP and the other backends say.
+func TestArgoExitHandlerFailureFailsTheRun(t *testing.T) {
+	wf := &wfv1.Workflow{ObjectMeta: meta("pf-r1-a0", "0")}
+	wf.Status.Phase = wfv1.WorkflowSucceeded
+	wf.Status.Nodes = wfv1.Nodes{
+		"root": {ID: "root", Name: "pf-r1-a0", Type: wfv1.NodeTypeDAG, Phase: wfv1.NodeSucceeded},
+		"op":   {ID: "op", Name: "pf-r1-a0.exit-handler-1.fail-op", Type: wfv1.NodeTypePod, Phase: wfv1.NodeFailed},
+		"exit": {ID: "exit", Name: "pf-r1-a0.print-op", Type: wfv1.NodeTypePod, Phase: wfv1.NodeSucceeded},
+	}
+	got := ArgoStatus(wf)
+	if got.State != api.StateFailed || got.Error != "task exit-handler-1.fail-op failed" {
+		t.Errorf("state %s error %q; want FAILED naming exit-handler-1.fail-op", got.State, got.Error)
+	}
+	wf.Status.Nodes["op"] = wfv1.NodeStatus{ID: "op", Name: "pf-r1-a0.exit-handler-1.fail-op", Type: wfv1.NodeTypePod, Phase: wfv1.NodeSucceeded}
+	if got := ArgoStatus(wf); got.State != api.StateSucceeded {
+		t.Errorf("all tasks succeeded: state %s, want SUCCEEDED", got.State)
+	}
+}
+
 func TestArgoRunState(t *testing.T) {
 	tests := []struct {
 		phase    wfv1.WorkflowPhase

@@ -182,7 +182,11 @@ func TestDecodeArtifactURIs(t *testing.T) {
 		{in: "s3://b/k", want: []string{"s3://b/k"}},
 		{in: ` ["s3://b/1", "file:///x"] `, want: []string{"s3://b/1", "file:///x"}},
 		{in: "", wantErr: "empty artifact URI"},
-		{in: "[1,2]", wantErr: "not a JSON array of URIs"},
+		{in: "[1,2]", wantErr: "element 1 is not a URI"},
+		{in: "[nul", wantErr: "not a JSON array of URIs"},
+		// Collected over nested loops (Argo keeps a level per loop): flattened in order.
+		{in: `[["s3://b/0.0","s3://b/0.1"],["s3://b/1.0"],[]]`, want: []string{"s3://b/0.0", "s3://b/0.1", "s3://b/1.0"}},
+		{in: `[]`, want: []string{}},
 	}
 	for _, tt := range tests {
 		got, err := DecodeArtifactURIs(tt.in)

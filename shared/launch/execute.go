@@ -570,13 +570,19 @@ func loadMetadata(ctx context.Context, store artifacts.Store, a *pipelinespec.Ru
 }
 
 // DecodeArtifactURIs parses an --artifact value: one URI, or a JSON array of
-// URIs (an artifact list).
+// URIs (an artifact list). Nested arrays, which collecting artifacts over nested
+// loops yields on engines that keep one list level per loop (Argo), are
+// flattened in order: a List[Artifact] input is one flat list in KFP.
 func DecodeArtifactURIs(s string) ([]string, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "[") {
-		var uris []string
-		if err := json.NewDecoder(bytes.NewReader([]byte(s))).Decode(&uris); err != nil {
+		var v any
+		if err := json.NewDecoder(bytes.NewReader([]byte(s))).Decode(&v); err != nil {
 			return nil, fmt.Errorf("artifact list %q is not a JSON array of URIs: %w", clip(s), err)
+		}
+		uris := []string{}
+		if err := flattenURIs(v, &uris); err != nil {
+			return nil, fmt.Errorf("artifact list %q: %w", clip(s), err)
 		}
 		return uris, nil
 	}
@@ -584,6 +590,22 @@ func DecodeArtifactURIs(s string) ([]string, error) {
 		return nil, errors.New("empty artifact URI")
 	}
 	return []string{s}, nil
+}
+
+func flattenURIs(v any, out *[]string) error {
+	switch x := v.(type) {
+	case string:
+		*out = append(*out, x)
+	case []any:
+		for _, e := range x {
+			if err := flattenURIs(e, out); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("element %v is not a URI (a JSON string) or a list of them", v)
+	}
+	return nil
 }
 
 // writableDir reports whether a directory can be created in dir.

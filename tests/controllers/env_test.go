@@ -15,6 +15,7 @@ import (
 	"time"
 
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -22,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pipefn/pipefn/shared/api"
+	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/compile/tekton"
 )
 
@@ -147,6 +150,9 @@ func setUp(assets string) error {
 		return err
 	}
 	cluster.cfg = user.Config()
+	// The stand-in kubelet and the tests are not what is measured: lift client-go's
+	// default 5 requests/s, which would make them the bottleneck of a busy suite.
+	cluster.cfg.QPS, cluster.cfg.Burst = 1000, 2000
 	if cluster.kube, err = kubernetes.NewForConfig(cluster.cfg); err != nil {
 		return err
 	}
@@ -360,4 +366,66 @@ func startArgo(t *testing.T, f *fixture) {
 		_ = cmd.Wait()
 		_ = f2.Close()
 	})
+}
+
+// engineView shows how the engine itself saw a run (TaskRuns and their conditions, or
+// the Workflow's nodes), for failure messages.
+func engineView(engine string, r api.Run) string {
+	ctx := context.Background()
+	sel := metav1.ListOptions{LabelSelector: compile.LabelRunID + "=" + r.RunID}
+	var b strings.Builder
+	switch engine {
+	case "tekton":
+		tc, err := tektonclient.NewForConfig(cluster.cfg)
+		if err != nil {
+			return err.Error()
+		}
+		prs, err := tc.TektonV1().PipelineRuns("").List(ctx, sel)
+		if err != nil {
+			return err.Error()
+		}
+		for _, pr := range prs.Items {
+			for _, c := range pr.Status.Conditions {
+				fmt.Fprintf(&b, "PipelineRun %s: %s %s: %s\n", pr.Name, c.Status, c.Reason, c.Message)
+			}
+			for _, s := range pr.Status.SkippedTasks {
+				fmt.Fprintf(&b, "  skipped %s: %s %v\n", s.Name, s.Reason, s.WhenExpressions)
+			}
+		}
+		trs, err := tc.TektonV1().TaskRuns("").List(ctx, sel)
+		if err != nil {
+			return err.Error()
+		}
+		for _, tr := range trs.Items {
+			for _, c := range tr.Status.Conditions {
+				fmt.Fprintf(&b, "  TaskRun %s: %s %s: %.300s\n", tr.Name, c.Status, c.Reason, c.Message)
+				if c.Status == "False" {
+					fmt.Fprintf(&b, "    log: %.600s\n", cluster.kubelet.logOf(tr.Namespace, tr.Status.PodName, "step-main"))
+				}
+			}
+			for _, res := range tr.Status.Results {
+				fmt.Fprintf(&b, "    result %s = %.200s\n", res.Name, res.Value.StringVal+strings.Join(res.Value.ArrayVal, ","))
+			}
+		}
+	case "argo":
+		wfs, err := cluster.argo.ArgoprojV1alpha1().Workflows("").List(ctx, sel)
+		if err != nil {
+			return err.Error()
+		}
+		for _, wf := range wfs.Items {
+			fmt.Fprintf(&b, "Workflow %s: %s: %s\n", wf.Name, wf.Status.Phase, wf.Status.Message)
+			for _, n := range wf.Status.Nodes {
+				fmt.Fprintf(&b, "  node %s (%s): %s: %.300s\n", n.DisplayName, n.Type, n.Phase, n.Message)
+				if n.Phase == "Failed" || n.Phase == "Error" {
+					fmt.Fprintf(&b, "    log: %.600s\n", cluster.kubelet.argoLog(n.ID))
+				}
+				if n.Outputs != nil {
+					for _, p := range n.Outputs.Parameters {
+						fmt.Fprintf(&b, "    output %s = %.200s\n", p.Name, p.Value)
+					}
+				}
+			}
+		}
+	}
+	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -103,18 +104,27 @@ func (f *fixture) submit(name string, spec json.RawMessage, params map[string]an
 // waitRun polls the run until ok holds and returns it; it fails with the last state.
 func (f *fixture) waitRun(id, what string, ok func(api.Run) bool) api.Run {
 	f.t.Helper()
+	r, err := f.pollRun(id, what, ok)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+// pollRun polls the run until ok holds, for runTimeout; its error shows the last state.
+func (f *fixture) pollRun(id, what string, ok func(api.Run) bool) (api.Run, error) {
 	var last api.Run
 	deadline := time.Now().Add(runTimeout)
 	for time.Now().Before(deadline) {
 		r, err := f.api.GetRun(f.ctx, id)
 		if err != nil {
-			f.t.Fatalf("get run %s: %v", id, err)
+			return last, fmt.Errorf("get run %s: %w", id, err)
 		}
 		last = *r
 		if ok(last) {
-			return last
+			return last, nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	b, _ := json.MarshalIndent(struct {
 		State   string
@@ -122,8 +132,7 @@ func (f *fixture) waitRun(id, what string, ok func(api.Run) bool) api.Run {
 		Error   any
 		History any
 	}{last.State, last.RunDetails, last.Error, last.StateHistory}, "", "  ")
-	f.t.Fatalf("run %s: %s: not reached in %s; last seen:\n%s", id, what, runTimeout, b)
-	return last
+	return last, fmt.Errorf("run %s: %s: not reached in %s; last seen:\n%s", id, what, runTimeout, b)
 }
 
 func stateIs(states ...string) func(api.Run) bool {

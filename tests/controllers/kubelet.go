@@ -73,13 +73,15 @@ type Kubelet struct {
 	mu      sync.Mutex
 	logs    map[string]*bytes.Buffer // ns/pod/container -> output
 	started map[types.UID]context.CancelFunc
-	Pods    int // pods run to the end (read under mu)
+	nodes   map[string]string // Argo node id -> ns/pod
+	Pods    int               // pods run to the end (read under mu)
 }
 
 // Start registers the node, serves container logs and runs pods until ctx ends.
 func (k *Kubelet) Start(ctx context.Context) error {
 	k.logs = map[string]*bytes.Buffer{}
 	k.started = map[types.UID]context.CancelFunc{}
+	k.nodes = map[string]string{}
 	// The API server proxies `pods/log` to the node's kubelet port over TLS; without
 	// --kubelet-certificate-authority it does not verify the serving certificate.
 	k.srv = httptest.NewUnstartedServer(http.HandlerFunc(k.serveLogs))
@@ -339,6 +341,9 @@ func (k *Kubelet) runArgo(ctx context.Context, pod *corev1.Pod, dir string, st c
 		}
 		st.ContainerStatuses[i] = terminated(c, int32(code), "", began, metav1.Now())
 	}
+	k.mu.Lock()
+	k.nodes[nodeID] = pod.Namespace + "/" + pod.Name
+	k.mu.Unlock()
 	if nodeID == "" {
 		k.appendLog(pod, "wait", "fake kubelet: pod has no "+argoNodeIDEnv+"\n")
 		code = 1
@@ -426,7 +431,9 @@ func (k *Kubelet) exec(ctx context.Context, pod *corev1.Pod, c corev1.Container,
 	if len(argv) >= 2 && argv[0] == "/launcher" && argv[1] == "copy" {
 		return 0
 	}
-	if len(argv) == 0 || argv[0] != launcherInPod {
+	// Steps that need no user image (loop items) run in the launcher's own image,
+	// where the binary is /launcher.
+	if len(argv) == 0 || (argv[0] != launcherInPod && argv[0] != "/launcher") {
 		k.appendLog(pod, c.Name, fmt.Sprintf("fake kubelet: can only run %s, not %q\n", launcherInPod, argv))
 		return 127
 	}
@@ -562,4 +569,23 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write(out)
+}
+
+// argoLog is what the main container of an Argo node's pod printed.
+func (k *Kubelet) argoLog(nodeID string) string {
+	k.mu.Lock()
+	pod := k.nodes[nodeID]
+	k.mu.Unlock()
+	ns, name, _ := strings.Cut(pod, "/")
+	return k.logOf(ns, name, "main")
+}
+
+// logOf is what a container printed so far.
+func (k *Kubelet) logOf(ns, pod, container string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if b, ok := k.logs[ns+"/"+pod+"/"+container]; ok {
+		return b.String()
+	}
+	return ""
 }

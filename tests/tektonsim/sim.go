@@ -23,7 +23,10 @@
 //     index kept), a single combination into "<pr>-<task>".
 //   - Matrixed tasks' string results are aggregated into arrays ordered by
 //     TaskRun name (so "-10" sorts before "-2"); a TaskRun missing a result
-//     adds nothing. $(tasks.T.matrix.length) is the number of TaskRuns.
+//     adds nothing. $(tasks.T.matrix.R.length) is the number of R results
+//     the TaskRuns wrote; $(tasks.T.matrix.length) counts the combinations of
+//     the matrix as written in the spec, where a reference to another task's
+//     array result is one value (ApplyPipelineTaskContexts in Tekton v1.11).
 //   - $(params.x), $(tasks.T.results.R), $(tasks.T.results.R[*]) (an array
 //     reference standing alone expands into separate values),
 //     $(tasks.T.status) (Succeeded, Failed or None) and $(tasks.status)
@@ -511,6 +514,8 @@ func (s *sim) lookup(name string, finally bool) (value, bool, error) {
 		}
 		return value{str: "None"}, true, nil
 	case len(parts) == 4 && parts[0] == "tasks" && parts[2] == "matrix" && parts[3] == "length":
+		return value{}, false, fmt.Errorf("$(%s): Tekton counts the matrix as written, not as run; not simulated", name)
+	case len(parts) == 5 && parts[0] == "tasks" && parts[2] == "matrix" && parts[4] == "length":
 		st, ok := s.states[parts[1]]
 		if !ok {
 			return value{}, false, fmt.Errorf("$(%s): unknown task", name)
@@ -518,7 +523,13 @@ func (s *sim) lookup(name string, finally bool) (value, bool, error) {
 		if !st.done || st.skipped != "" {
 			return value{}, false, nil
 		}
-		return value{str: strconv.Itoa(len(st.runs))}, true, nil
+		n := 0
+		for _, r := range st.runs {
+			if _, ok := r.Results[parts[3]]; ok {
+				n++
+			}
+		}
+		return value{str: strconv.Itoa(n)}, true, nil
 	case len(parts) == 4 && parts[0] == "tasks" && parts[2] == "results":
 		st, ok := s.states[parts[1]]
 		if !ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/compile/tekton"
 	"github.com/pipefn/pipefn/shared/ir"
+	"github.com/pipefn/pipefn/tests/internal/standin"
 )
 
 // TestCorpusSweep (opt-in: PIPEFN_TEKTONSIM_SWEEP=1, a few minutes) runs
@@ -41,7 +42,7 @@ func TestCorpusSweep(t *testing.T) {
 			if err != nil {
 				t.Skipf("does not load: %v", err)
 			}
-			listOf[p] = standInList(b)
+			listOf[p] = standin.List(b)
 			echoStandIns(t, p, nil)
 			params := sweepParams(p)
 			bound, err := p.BindParameters(params)

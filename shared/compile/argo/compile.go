@@ -233,7 +233,7 @@ func (c *compiler) rootArguments() ([]wfv1.Parameter, *scope, error) {
 			// KFP treats it; tasks reading it get no --param.
 			continue
 		}
-		out = append(out, wfv1.Parameter{Name: launch.ParamResult(name), Value: wfv1.AnyStringPtr(launch.EncodeParam(v, def.GetParameterType()))})
+		out = append(out, wfv1.Parameter{Name: launch.ParamResult(name), Value: wfv1.AnyStringPtr(launch.EncodeParam(v, ir.InputParameterType(def)))})
 		s.params[name] = true
 	}
 	// A root input artifact is bound by its URI, given as a string in
@@ -346,7 +346,7 @@ func (c *compiler) resolveInputs(s *scope, where string, task *pipelinespec.Pipe
 	for _, name := range slices.Sorted(maps.Keys(task.GetInputs().GetParameters())) {
 		in := task.GetInputs().GetParameters()[name]
 		path := fmt.Sprintf("%s.inputs.parameters['%s']", where, name)
-		ptype := defs.GetParameters()[name].GetParameterType()
+		ptype := ir.InputParameterType(defs.GetParameters()[name])
 		var val string
 		present := true
 		switch k := in.GetKind().(type) {
@@ -570,7 +570,7 @@ func (c *compiler) dagCall(st *site) (wfv1.DAGTask, error) {
 	// nothing; no launcher sees a DAG component, so the compiler binds them.
 	for name, def := range comp.GetInputDefinitions().GetParameters() {
 		if _, ok := ti.params[name]; !ok && def.GetDefaultValue() != nil {
-			ti.params[name] = launch.EncodeParam(def.GetDefaultValue(), def.GetParameterType())
+			ti.params[name] = launch.EncodeParam(def.GetDefaultValue(), ir.InputParameterType(def))
 		}
 	}
 	child := &scope{path: joinPath(s.path, irName), dynamic: s.dynamic, params: map[string]bool{}, arts: map[string]bool{}}
@@ -687,15 +687,9 @@ func (c *compiler) loopCall(st *site, compWhere string, args []wfv1.Parameter) (
 	} else if n < 0 {
 		return wfv1.DAGTask{}, fmt.Errorf("argo: %s.iteratorPolicy.parallelismLimit: %d is negative", where, n)
 	}
-	// Re-export the body's outputs, aggregated over iterations by Argo. An
-	// empty loop aggregates nothing; "[]" is then the honest value.
+	// Re-export the body's outputs, aggregated over iterations by Argo.
 	for _, o := range c.findTemplate(bodyName).Outputs.Parameters {
-		vf := &wfv1.ValueFrom{Parameter: "{{tasks." + iterTask + ".outputs.parameters." + o.Name + "}}", Default: wfv1.AnyStringPtr("[]")}
-		if c.nullable[bodyName+"/"+o.Name] {
-			vf.Parameter = ""
-			vf.Expression = "toJson(filter(fromJSON(tasks['" + iterTask + "'].outputs.parameters['" + o.Name + "']), # != nil))"
-		}
-		wrap.Outputs.Parameters = append(wrap.Outputs.Parameters, wfv1.Parameter{Name: o.Name, ValueFrom: vf})
+		wrap.Outputs.Parameters = append(wrap.Outputs.Parameters, wfv1.Parameter{Name: o.Name, ValueFrom: loopOutput(iterTask, o.Name, c.nullable[bodyName+"/"+o.Name])})
 	}
 	c.out = append(c.out, wrap)
 	return wfv1.DAGTask{Name: argoName, Template: wrapName, Arguments: wfv1.Arguments{Parameters: args}}, nil
@@ -786,14 +780,20 @@ type selector struct{ task, key string }
 
 // outputParam builds one DAG output. One selector is a plain reference;
 // several (OneOf) choose, by an expression, the first producer that
-// succeeded: exactly one branch of an if/elif/else runs. Inside a loop body
-// a raw text value (STRING parameter, single artifact URI) is JSON-quoted so
-// that Argo's aggregation always yields a JSON list of the right types
-// (it would otherwise turn "1" into 1).
+// succeeded: exactly one branch of an if/elif/else runs.
+//
+// Inside a loop body every output is wrapped as the JSON object {"v": value}:
+// Argo (v3.7, aggregatedJSONValueList) aggregates an output over iterations
+// by embedding the values only when every one is a JSON object or list, and
+// otherwise makes a list of their raw strings, so scalars would come back
+// re-quoted ("\"x\"") or untyped ("1" for 1). The loop wrapper unwraps the
+// aggregated list (loopOutput).
 func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, artifact, loopBody bool) (wfv1.Parameter, error) {
-	type resolved struct{ task, result string }
+	type resolved struct {
+		task, result string
+		raw          bool // written as raw text, not JSON
+	}
 	var rs []resolved
-	quote := false
 	for _, sel := range sels {
 		an, ok := s.taskNames[sel.task]
 		if !ok {
@@ -803,17 +803,14 @@ func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, 
 		if artifact {
 			result = launch.ArtifactResult(sel.key)
 		}
-		rs = append(rs, resolved{an, result})
-		if loopBody && c.isRawText(s, sel, artifact) {
-			quote = true
-		}
+		rs = append(rs, resolved{an, result, loopBody && c.isRawText(s, sel, artifact)})
 	}
 	// In a loop body, a single producer behind a condition may not run in
 	// some iterations; KFP then collects nothing for them. The body yields
-	// JSON null and the loop wrapper filters the nulls out.
+	// null and the loop wrapper filters the nulls out.
 	conditional := len(sels) == 1 && s.comp.GetDag().GetTasks()[sels[0].task].GetTriggerPolicy().GetCondition() != ""
 	skippable := loopBody && conditional
-	if len(rs) == 1 && !quote && !skippable {
+	if len(rs) == 1 && !loopBody {
 		vf := &wfv1.ValueFrom{Parameter: "{{tasks." + rs[0].task + ".outputs.parameters." + rs[0].result + "}}"}
 		if conditional {
 			// Outside loops an output of a branch that did not run is
@@ -824,20 +821,36 @@ func (c *compiler) outputParam(s *scope, path, outName string, sels []selector, 
 	}
 	ref := func(r resolved) string {
 		e := "tasks['" + r.task + "'].outputs.parameters['" + r.result + "']"
-		if quote {
-			e = "toJson(" + e + ")"
+		if loopBody && !r.raw {
+			e = "fromJSON(" + e + ")"
 		}
 		return e
 	}
 	expr := ref(rs[len(rs)-1])
 	if skippable {
 		c.nullable[s.templateName+"/"+outName] = true
-		expr = "tasks['" + rs[0].task + "'].status == 'Succeeded' ? " + expr + " : 'null'"
+		expr = "tasks['" + rs[0].task + "'].status == 'Succeeded' ? " + expr + " : nil"
 	}
 	for i := len(rs) - 2; i >= 0; i-- {
 		expr = "tasks['" + rs[i].task + "'].status == 'Succeeded' ? " + ref(rs[i]) + " : (" + expr + ")"
 	}
+	if loopBody {
+		expr = `toJson({"v": ` + expr + `})`
+	}
 	return wfv1.Parameter{Name: outName, ValueFrom: &wfv1.ValueFrom{Expression: expr}}, nil
+}
+
+// loopOutput re-exports a loop body's output from the loop wrapper: Argo's
+// aggregation over the iterations, a JSON list of {"v": value} objects
+// (outputParam), unwrapped to the list of values; iterations whose producer
+// was skipped (null) are left out, as KFP collects nothing for them. An
+// empty loop aggregates nothing; "[]" is then the honest value.
+func loopOutput(iterTask, name string, nullable bool) *wfv1.ValueFrom {
+	list := "fromJSON(tasks['" + iterTask + "'].outputs.parameters['" + name + "'])"
+	if nullable {
+		list = "filter(" + list + ", #.v != nil)"
+	}
+	return &wfv1.ValueFrom{Expression: "toJson(map(" + list + ", #.v))", Default: wfv1.AnyStringPtr("[]")}
 }
 
 // isRawText reports whether the value behind a DAG output selector is
@@ -860,7 +873,7 @@ func (c *compiler) rawText(dagComp *pipelinespec.ComponentSpec, sel selector, ar
 			return a != nil && !a.GetIsArtifactList()
 		}
 		p := comp.GetOutputDefinitions().GetParameters()[sel.key]
-		return p != nil && p.GetParameterType() == pipelinespec.ParameterType_STRING
+		return p != nil && ir.OutputParameterType(p) == pipelinespec.ParameterType_STRING
 	}
 	outs := comp.GetDag().GetOutputs()
 	if artifact {

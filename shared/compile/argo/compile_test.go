@@ -145,7 +145,8 @@ func TestLoopFanOutAtRunTime(t *testing.T) {
 	// The wrapper re-exports the aggregated output, "[]" when nothing ran.
 	o := wrap.Outputs.Parameters[0]
 	if diff := cmp.Diff(wfv1.Parameter{Name: "p-pipelinechannel--prepend-id-Output", ValueFrom: &wfv1.ValueFrom{
-		Parameter: "{{tasks.iteration.outputs.parameters.p-pipelinechannel--prepend-id-Output}}", Default: wfv1.AnyStringPtr("[]"),
+		Expression: "toJson(map(fromJSON(tasks['iteration'].outputs.parameters['p-pipelinechannel--prepend-id-Output']), #.v))",
+		Default:    wfv1.AnyStringPtr("[]"),
 	}}, o); diff != "" {
 		t.Errorf("wrapper output (-want +got):\n%s", diff)
 	}
@@ -167,15 +168,26 @@ func evalOutput(t *testing.T, expression string, scope map[string]any) any {
 	return v
 }
 
-// TestCollectedStringsStayStrings: a loop body's STRING output is quoted so
-// that Argo's aggregation cannot turn "1" into 1.
+// TestCollectedStringsStayStrings: a loop body's output is wrapped as {"v": value},
+// so that every iteration's value is a JSON object and Argo's aggregation (v3.7
+// aggregatedJSONValueList: values are embedded only when all are objects or lists,
+// otherwise listed as raw strings) keeps them; the wrapper unwraps. A STRING "1" stays
+// the string "1", a NUMBER 1 the number 1. The end-to-end suite (tests/controllers)
+// checks the same against the real workflow-controller.
 func TestCollectedStringsStayStrings(t *testing.T) {
 	wf := compileCorpus(t, goldenFiles["collected"])
 	body := template_(t, wf, "collecting-parameters-for-loop-1-body")
 	e := body.Outputs.Parameters[0].ValueFrom.Expression
 	got := evalOutput(t, e, map[string]any{"tasks.prepend-id.outputs.parameters.p-Output": "1"})
-	if diff := cmp.Diff(`"1"`, got); diff != "" {
+	if diff := cmp.Diff(`{"v":"1"}`, got); diff != "" {
 		t.Errorf("loop body output (-want +got):\n%s", diff)
+	}
+	wrap := template_(t, wf, "collecting-parameters-for-loop-1")
+	aggregated := `[{"v":"1"},{"v":"x y"},{"v":"\"q\""}]`
+	got = evalOutput(t, wrap.Outputs.Parameters[0].ValueFrom.Expression,
+		map[string]any{"tasks.iteration.outputs.parameters." + body.Outputs.Parameters[0].Name: aggregated})
+	if diff := cmp.Diff(`["1","x y","\"q\""]`, got); diff != "" {
+		t.Errorf("collected (-want +got):\n%s", diff)
 	}
 }
 
@@ -571,7 +583,7 @@ func TestCollectedFromConditionalProducer(t *testing.T) {
 	for i := range wf.Spec.Templates {
 		tm := &wf.Spec.Templates[i]
 		for _, p := range tm.Outputs.Parameters {
-			if p.Name == out && p.ValueFrom != nil && strings.Contains(p.ValueFrom.Expression, "'null'") {
+			if p.Name == out && p.ValueFrom != nil && strings.Contains(p.ValueFrom.Expression, ": nil") {
 				body = tm
 			}
 			if p.Name == out && p.ValueFrom != nil && strings.Contains(p.ValueFrom.Expression, "filter(") {
@@ -583,11 +595,11 @@ func TestCollectedFromConditionalProducer(t *testing.T) {
 		t.Fatal("no conditional collected output")
 	}
 	bodyExpr := body.Outputs.Parameters[0].ValueFrom.Expression
-	if diff := cmp.Diff("null", evalOutput(t, bodyExpr, map[string]any{"tasks.condition-5.status": "Skipped"})); diff != "" {
+	if diff := cmp.Diff(`{"v":null}`, evalOutput(t, bodyExpr, map[string]any{"tasks.condition-5.status": "Skipped"})); diff != "" {
 		t.Errorf("skipped iteration (-want +got):\n%s", diff)
 	}
 	ran := evalOutput(t, bodyExpr, map[string]any{"tasks.condition-5.status": "Succeeded", "tasks.condition-5.outputs.parameters." + out: "s3://b/x"})
-	if diff := cmp.Diff(`"s3://b/x"`, ran); diff != "" {
+	if diff := cmp.Diff(`{"v":"s3://b/x"}`, ran); diff != "" {
 		t.Errorf("iteration that ran (-want +got):\n%s", diff)
 	}
 	var wrapExpr string
@@ -596,7 +608,7 @@ func TestCollectedFromConditionalProducer(t *testing.T) {
 			wrapExpr = p.ValueFrom.Expression
 		}
 	}
-	got := evalOutput(t, wrapExpr, map[string]any{"tasks.iteration.outputs.parameters." + out: `["s3://b/x",null,"s3://b/y"]`})
+	got := evalOutput(t, wrapExpr, map[string]any{"tasks.iteration.outputs.parameters." + out: `[{"v":"s3://b/x"},{"v":null},{"v":"s3://b/y"}]`})
 	if diff := cmp.Diff(`["s3://b/x","s3://b/y"]`, got); diff != "" {
 		t.Errorf("collected (-want +got):\n%s", diff)
 	}

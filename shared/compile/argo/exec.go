@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/pipefn/pipefn/shared/compile"
+	"github.com/pipefn/pipefn/shared/ir"
 	"github.com/pipefn/pipefn/shared/launch"
 )
 
@@ -189,7 +190,7 @@ func (c *compiler) condTask(st *site, condName, cond string) (wfv1.DAGTask, erro
 	for _, n := range slices.Sorted(maps.Keys(ti.params)) {
 		params[n] = "{{inputs.parameters." + launch.ParamResult(n) + "}}"
 		if d := comp.GetInputDefinitions().GetParameters()[n]; d != nil {
-			cc.ParamTypes[n] = d.GetParameterType()
+			cc.ParamTypes[n] = ir.InputParameterType(d)
 		}
 		args = append(args, wfv1.Parameter{Name: launch.ParamResult(n), Value: wfv1.AnyStringPtr(ti.params[n])})
 	}

@@ -52,7 +52,7 @@
 // ($(tasks.T.results.R[*])). So matrixed tasks write every result in an
 // envelope {"path":[..],"value":V} naming their iteration, a body task that
 // needs the value another body task produced in the same iteration receives
-// the whole array plus its length ($(tasks.T.matrix.length)) and the
+// the whole array plus its length ($(tasks.T.matrix.R.length)) and the
 // launcher picks the element with its own path ("--list-param NAME COUNT
 // E1..EN", launch.ListInput.PerIteration), and a task after the loop that consumes
 // a collected output (dsl.Collected) gets the same array, which the

@@ -434,7 +434,7 @@ root:
 	second := task(t, pr, "for-loop-1-second")
 	if diff := cmp.Diff(map[string]string{
 		"lp-msg": "$(tasks.for-loop-1-first.results.p-Output[*])",
-		"np-msg": "$(tasks.for-loop-1-first.matrix.length)",
+		"np-msg": "$(tasks.for-loop-1-first.matrix.p-Output.length)",
 	}, paramMap(second.Params)); diff != "" {
 		t.Errorf("per-iteration params (-want +got):\n%s", diff)
 	}

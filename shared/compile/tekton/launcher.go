@@ -14,7 +14,7 @@ package tekton
 //   - "--list-param NAME COUNT E1..EN" / "--list-artifact NAME COUNT E1..EN":
 //     the aggregated results of a matrixed task. Tekton hands a matrixed
 //     task's results on only as a whole array expanded into separate
-//     arguments, so the count ($(tasks.T.matrix.length)) comes first. A
+//     arguments, so the count ($(tasks.T.matrix.R.length)) comes first. A
 //     matrixed task writes every result as a launch.Envelope
 //     {"path":[..],"value":V} (Extra.ResultEnvelope) and the consumer picks
 //     or orders elements by path (launch.ListInput), because Tekton orders

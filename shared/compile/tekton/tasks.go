@@ -138,7 +138,10 @@ func (b *binding) bind(name string, src *source, artifact bool, typ pipelinespec
 		// array reference, which Tekton expands into the array.
 		b.ptParams = append(b.ptParams, tektonv1.Param{Name: list, Value: *tektonv1.NewStructuredValues(ref + "[*])")})
 		b.specs = append(b.specs, tektonv1.ParamSpec{Name: list, Type: tektonv1.ParamTypeArray})
-		cnt := b.taskParam(count, "$(tasks."+src.task+".matrix.length)")
+		// The count of the results themselves, not $(tasks.T.matrix.length):
+		// Tekton computes that from the matrix as written, where a fan-out
+		// over another task's results counts as one combination.
+		cnt := b.taskParam(count, "$(tasks."+src.task+".matrix."+src.result+".length)")
 		b.lists = append(b.lists, listArg{artifact: artifact, name: name, count: cnt, elements: "$(params." + list + "[*])"})
 		if b.ext.ListInputs == nil {
 			b.ext.ListInputs = map[string]launch.ListInput{}
