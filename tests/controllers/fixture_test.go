@@ -53,8 +53,11 @@ func start(t *testing.T, backend string) *fixture {
 		cancel()
 		t.Fatal(err)
 	}
+	// A fixed port, so that pipefn up points the task pods' launchers at itself (its
+	// /events and step-cache API), as a cluster install points them at the Broker and
+	// the lineage function: the stand-in kubelet's processes reach it on loopback.
 	srv, err := allinone.Start(ctx, allinone.Config{
-		Addr: "127.0.0.1:0", Backend: backend, Kubeconfig: cluster.kubeconfig, Tick: time.Second, Team: ns,
+		Addr: fmt.Sprintf("127.0.0.1:%d", freePort()), Backend: backend, Kubeconfig: cluster.kubeconfig, Tick: time.Second, Team: ns,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

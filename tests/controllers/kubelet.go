@@ -448,8 +448,14 @@ func (k *Kubelet) exec(ctx context.Context, pod *corev1.Pod, c corev1.Container,
 	cmd.WaitDelay = 5 * time.Second
 	env := append(os.Environ(), "PIPEFN_MOUNT_ROOT="+filepath.Join(dir, "mnt"), "HOME="+dir)
 	for _, e := range c.Env {
-		if e.ValueFrom == nil {
+		switch {
+		case e.ValueFrom == nil:
 			env = append(env, e.Name+"="+remapPath(e.Value, remap))
+		case e.ValueFrom.FieldRef != nil:
+			// The downward API, as the kubelet resolves it.
+			if v, ok := fieldValue(pod, e.ValueFrom.FieldRef.FieldPath); ok {
+				env = append(env, e.Name+"="+v)
+			}
 		}
 	}
 	cmd.Env = append(env, k.Env...)
@@ -466,6 +472,34 @@ func (k *Kubelet) exec(ctx context.Context, pod *corev1.Pod, c corev1.Container,
 		fmt.Fprintf(w, "fake kubelet: %v\n", err)
 		return 137
 	}
+}
+
+// fieldValue resolves a downward-API field path of the pod.
+func fieldValue(pod *corev1.Pod, path string) (string, bool) {
+	for _, m := range []struct {
+		prefix string
+		from   map[string]string
+	}{{"metadata.labels['", pod.Labels}, {"metadata.annotations['", pod.Annotations}} {
+		if key, ok := strings.CutPrefix(path, m.prefix); ok {
+			v, ok := m.from[strings.TrimSuffix(key, "']")]
+			return v, ok
+		}
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, true
+	case "metadata.namespace":
+		return pod.Namespace, true
+	case "metadata.uid":
+		return string(pod.UID), true
+	case "spec.nodeName":
+		return pod.Spec.NodeName, true
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, true
+	case "status.podIP", "status.hostIP":
+		return "127.0.0.1", true
+	}
+	return "", false
 }
 
 func remapPath(s string, remap map[string]string) string {
