@@ -106,7 +106,7 @@ func runTask(ctx context.Context, inv launch.Invocation, stdout, stderr io.Write
 	for name, def := range spec.GetOutputDefinitions().GetParameters() {
 		types[name] = ir.OutputParameterType(def)
 	}
-	rep := newReporter(os.Getenv, slog.Default())
+	rep := newReporter(os.Getenv, inv.Iteration, slog.Default())
 	// The cache token is the launcher's, not the user command's (which inherits the
 	// launcher's environment).
 	_ = os.Unsetenv(launch.EnvCacheToken)

@@ -45,7 +45,7 @@ type reporter struct {
 
 // newReporter reads the environment; nil when neither reporting nor the cache is asked
 // for. A malformed variable turns off what it configures (logged), never the task.
-func newReporter(getenv func(string) string, log *slog.Logger) *reporter {
+func newReporter(getenv func(string) string, iteration string, log *slog.Logger) *reporter {
 	events, cache := getenv(launch.EnvEventsURL), getenv(launch.EnvCacheURL)
 	if events == "" && cache == "" {
 		return nil
@@ -80,7 +80,7 @@ func newReporter(getenv func(string) string, log *slog.Logger) *reporter {
 			r.maxAge = d
 		}
 	}
-	r.taskID, _ = launch.ClusterTaskID(getenv)
+	r.taskID, _ = launch.ClusterTaskID(getenv, iteration)
 	return r
 }
 

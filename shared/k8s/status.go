@@ -17,6 +17,7 @@ import (
 	"github.com/pipefn/pipefn/shared/api"
 	"github.com/pipefn/pipefn/shared/compile"
 	"github.com/pipefn/pipefn/shared/events"
+	"github.com/pipefn/pipefn/shared/launch"
 )
 
 // Tekton labels the controller puts on TaskRuns (with the PipelineRun's own labels and
@@ -99,22 +100,23 @@ func reasonMessage(reason, msg string) string {
 	return reason + ": " + msg
 }
 
-// TektonTask maps a TaskRun onto a task detail. The task id is the pipeline task's name
-// (for a matrix fan-out, the name with the TaskRun's index: "train.2").
+// TektonTask maps a TaskRun onto a task detail. The task id is the pipeline task's name;
+// a loop body's TaskRun adds its iteration's index per loop level ("train.2"), and its
+// outputs are the values inside its result envelopes.
 func TektonTask(tr *tektonv1.TaskRun) api.TaskDetail {
 	pt := tr.Labels[tektonPipelineTaskLabel]
 	if pt == "" {
 		pt = tr.Name
 	}
-	id := pt
-	if pr := tr.Labels[tektonPipelineRunLabel]; pr != "" {
-		// Matrix TaskRuns are named <pipelinerun>-<pipelinetask>-<index>.
-		if rest, ok := strings.CutPrefix(tr.Name, pr+"-"+pt+"-"); ok {
-			if _, err := strconv.Atoi(rest); err == nil {
-				id = pt + "." + rest
-			}
+	// A loop body's TaskRun (one of a matrix fan-out) is told its iteration in a param;
+	// the id names it, as the launcher in its pod does (launch.ClusterTaskID).
+	iteration := ""
+	for _, p := range tr.Spec.Params {
+		if p.Name == launch.TektonIterationParam {
+			iteration = p.Value.StringVal
 		}
 	}
+	id := launch.TektonTaskID(pt, iteration)
 	td := api.TaskDetail{TaskID: id, DisplayName: pt, PodName: tr.Status.PodName, State: api.StatePending}
 	if a, ok := Owner(tr.ObjectMeta); ok {
 		td.RunID = a.RunID
@@ -148,6 +150,14 @@ func TektonTask(tr *tektonv1.TaskRun) api.TaskDetail {
 	results := map[string]string{}
 	for _, r := range tr.Status.Results {
 		results[r.Name] = r.Value.StringVal
+		if iteration != "" {
+			// A loop body task writes each result in an envelope naming its iteration
+			// (launch.Extra.ResultEnvelope); the task's output is the value inside.
+			var env launch.Envelope
+			if json.Unmarshal([]byte(r.Value.StringVal), &env) == nil && env.Path != nil {
+				results[r.Name] = env.Value
+			}
+		}
 	}
 	fillOutputs(&td, results)
 	return td

@@ -119,8 +119,11 @@ func TestTektonStatus(t *testing.T) {
 	}
 	other := tr("pf-other-a0-x", "x", cond(corev1.ConditionTrue, "Succeeded", ""))
 	other.Labels[tektonPipelineRunLabel] = "pf-other-a0"
+	train := tr("pf-r1-a2-train-1", "train", cond(corev1.ConditionFalse, "Failed", `"step-main" exited with code 1`))
+	// A loop body's TaskRun: its iteration names it.
+	train.Spec.Params = tektonv1.Params{{Name: "pf-iteration", Value: *tektonv1.NewStructuredValues(`{"index":1,"item":"b"}`)}}
 	trs := []tektonv1.TaskRun{
-		tr("pf-r1-a2-train-1", "train", cond(corev1.ConditionFalse, "Failed", `"step-main" exited with code 1`)),
+		train,
 		tr("pf-r1-a2-prep", "prep", cond(corev1.ConditionTrue, "Succeeded", ""),
 			tektonv1.TaskRunResult{Name: "p-n", Value: *tektonv1.NewStructuredValues("7")},
 			tektonv1.TaskRunResult{Name: "p-name", Value: *tektonv1.NewStructuredValues("hello")},
@@ -281,5 +284,27 @@ func TestFromTektonEvent(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); ok && diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestTektonLoopTask: a loop body's TaskRun is one task per iteration (its id from the
+// iteration param, whatever Tekton named the TaskRun) and its outputs are the values
+// inside its result envelopes.
+func TestTektonLoopTask(t *testing.T) {
+	tr := &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "3f9a2c0d1e-1", Labels: map[string]string{
+		tektonPipelineRunLabel: "pf-r1-a0", tektonPipelineTaskLabel: "for-loop-1-train"}}}
+	tr.Spec.Params = tektonv1.Params{{Name: "pf-iteration", Value: *tektonv1.NewStructuredValues(`{"index":3,"item":2,"path":[1,0]}`)}}
+	tr.Status.Results = []tektonv1.TaskRunResult{
+		{Name: "p-acc", Value: *tektonv1.NewStructuredValues(`{"path":[1,0],"value":"0.93"}`)},
+		{Name: "p-name", Value: *tektonv1.NewStructuredValues(`{"path":[1,0],"value":"m-1"}`)},
+		{Name: "a-model", Value: *tektonv1.NewStructuredValues(`{"path":[1,0],"value":"s3://b/m"}`)},
+	}
+	got := TektonTask(tr)
+	want := api.TaskDetail{TaskID: "for-loop-1-train.1.0", DisplayName: "for-loop-1-train", State: api.StatePending,
+		OutputParameters: map[string]any{"acc": 0.93, "name": "m-1"},
+		Outputs:          map[string]api.ArtifactList{"model": {URIs: []string{"s3://b/m"}}}}
+	got.CreateTime = nil
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TektonTask (-want +got):\n%s", diff)
 	}
 }

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -124,27 +125,17 @@ func (r Report) Env(cacheEnabled bool) []EnvVar {
 
 // ClusterTaskID is the id the status function's Kubernetes mapping (shared/k8s TektonTask,
 // ArgoStatus) gives the task this pod runs, derived from the engine's names of it in the
-// environment; ok is false when they are absent (not in a cluster, or an object compiled
-// without reporting). The rules must stay those of shared/k8s; functions/status tests
-// check both against the same objects.
+// environment and, on Tekton, the loop iteration the pod runs (the --iteration value,
+// empty outside loops); ok is false when the names are absent (not in a cluster, or an
+// object compiled without reporting). The rules must stay those of shared/k8s;
+// functions/status tests check both against the same objects.
 //
-//   - Tekton: the pipeline task's name; a matrix TaskRun named
-//     <pipelinerun>-<pipelinetask>-<index> adds ".<index>". (A TaskRun name Tekton had to
-//     shorten has no index, and neither has the status function's id.)
+//   - Tekton: TektonTaskID of the pipeline task's name and the iteration.
 //   - Argo: the node name without "<workflow>."; a retried pod's "(N)" suffix is cut,
 //     since the status function names the retry group, not each try.
-func ClusterTaskID(getenv func(string) string) (id string, ok bool) {
+func ClusterTaskID(getenv func(string) string, iteration string) (id string, ok bool) {
 	if pt := getenv(EnvTektonPipelineTask); pt != "" {
-		id = pt
-		pr, tr := getenv(EnvTektonPipelineRun), getenv(EnvTektonTaskRun)
-		if pr != "" {
-			if rest, ok := strings.CutPrefix(tr, pr+"-"+pt+"-"); ok {
-				if _, err := strconv.Atoi(rest); err == nil {
-					id = pt + "." + rest
-				}
-			}
-		}
-		return id, true
+		return TektonTaskID(pt, iteration), true
 	}
 	if node := getenv(EnvArgoNodeName); node != "" {
 		id = strings.TrimPrefix(node, getenv(EnvArgoWorkflow)+".")
@@ -156,6 +147,30 @@ func ClusterTaskID(getenv func(string) string) (id string, ok bool) {
 		return id, true
 	}
 	return "", false
+}
+
+// TektonIterationParam is the matrix parameter of a Tekton loop body task: each TaskRun
+// of the fan-out gets one launch.Iteration as JSON (the shared/compile/tekton compiler
+// passes it to the launcher as --iteration).
+const TektonIterationParam = "pf-iteration"
+
+// TektonTaskID is the task id of a Tekton pipeline task pt, or of one TaskRun of its
+// matrix fan-out given that TaskRun's iteration (the TektonIterationParam value): the
+// name with the iteration's index per loop level, "train.2" or "train.1.0". Tekton's
+// TaskRun names cannot carry it (it shortens long names to a hash).
+func TektonTaskID(pt, iteration string) string {
+	if iteration == "" {
+		return pt
+	}
+	var it Iteration
+	if json.Unmarshal([]byte(iteration), &it) != nil {
+		return pt
+	}
+	id := pt
+	for _, i := range it.IndexPath() {
+		id += "." + strconv.Itoa(i)
+	}
+	return id
 }
 
 // CacheKey is KFP's step-cache key of a task about to run with inputs in: the component's

@@ -15,23 +15,25 @@ import (
 // agreement with shared/k8s's mapping itself is checked in functions/status.
 func TestClusterTaskID(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want string
-		ok   bool
+		name      string
+		env       map[string]string
+		iteration string
+		want      string
+		ok        bool
 	}{
 		{name: "no engine", env: map[string]string{}, want: "", ok: false},
 		{name: "tekton task", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "train", EnvTektonTaskRun: "pf-r-a0-train"}, want: "train", ok: true},
-		{name: "tekton matrix", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "train", EnvTektonTaskRun: "pf-r-a0-train-12"}, want: "train.12", ok: true},
-		{name: "tekton shortened name", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "train", EnvTektonTaskRun: "pf-r-a0-train-x9f3e1c"}, want: "train", ok: true},
-		{name: "tekton dashed task", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "for-loop-2-train", EnvTektonTaskRun: "pf-r-a0-for-loop-2-train-0"}, want: "for-loop-2-train.0", ok: true},
+		{name: "tekton loop iteration", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "train", EnvTektonTaskRun: "pf-r-a0-train-12"}, iteration: `{"index":12,"item":"x"}`, want: "train.12", ok: true},
+		{name: "tekton shortened name", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "train", EnvTektonTaskRun: "3f9a2c1b7d-0"}, iteration: `{"index":0,"item":"x"}`, want: "train.0", ok: true},
+		{name: "tekton nested loops", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "for-loop-2-train", EnvTektonTaskRun: "pf-r-a0-for-loop-2-train-3"}, iteration: `{"index":3,"item":1,"path":[1,0]}`, want: "for-loop-2-train.1.0", ok: true},
+		{name: "tekton task ending in digits, no loop", env: map[string]string{EnvTektonPipelineRun: "pf-r-a0", EnvTektonPipelineTask: "print-op-2", EnvTektonTaskRun: "pf-r-a0-print-op-2"}, want: "print-op-2", ok: true},
 		{name: "argo task", env: map[string]string{EnvArgoWorkflow: "pf-r-a0", EnvArgoNodeName: "pf-r-a0.root.train"}, want: "root.train", ok: true},
 		{name: "argo retried try", env: map[string]string{EnvArgoWorkflow: "pf-r-a0", EnvArgoNodeName: "pf-r-a0.root.train(2)"}, want: "root.train", ok: true},
 		{name: "argo loop iteration", env: map[string]string{EnvArgoWorkflow: "pf-r-a0", EnvArgoNodeName: "pf-r-a0.root.for-loop-1(0:a).train"}, want: "root.for-loop-1(0:a).train", ok: true},
 		{name: "argo retried loop item", env: map[string]string{EnvArgoWorkflow: "pf-r-a0", EnvArgoNodeName: "pf-r-a0.root.train(1:b)(0)"}, want: "root.train(1:b)", ok: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, ok := ClusterTaskID(func(k string) string { return tc.env[k] })
+			id, ok := ClusterTaskID(func(k string) string { return tc.env[k] }, tc.iteration)
 			if id != tc.want || ok != tc.ok {
 				t.Errorf("ClusterTaskID = %q, %v; want %q, %v", id, ok, tc.want, tc.ok)
 			}

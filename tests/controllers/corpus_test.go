@@ -29,21 +29,6 @@ var knownDiffs = map[string]map[string]string{
 	"argo":   {},
 }
 
-// enveloped reports outputs that are Tekton matrix result envelopes
-// ({"path":[..],"value":V}, launch.Envelope).
-func enveloped(outs map[string]any) bool {
-	for _, v := range outs {
-		m, ok := v.(map[string]any)
-		if !ok || len(m) != 2 || m["path"] == nil {
-			return false
-		}
-		if _, ok := m["value"]; !ok {
-			return false
-		}
-	}
-	return len(outs) > 0
-}
-
 // taskView is what must agree between backends for one task.
 type taskView struct {
 	State   string
@@ -201,12 +186,6 @@ func views(r api.Run) map[string]taskView {
 	for _, td := range r.RunDetails.TaskDetails {
 		if strings.HasSuffix(td.TaskID, "-cond") || strings.HasSuffix(td.TaskID, "-items") {
 			continue // pipefn's own helper tasks on Tekton (a condition, a loop's items)
-		}
-		if enveloped(td.OutputParameters) {
-			// Known gap: the status function reports a Tekton matrix (loop body task)
-			// as one task under its flattened name, with one iteration's result
-			// envelope as its output, not one task per iteration under the local ids.
-			continue
 		}
 		out[td.TaskID] = taskView{State: td.State, Outputs: td.OutputParameters}
 	}

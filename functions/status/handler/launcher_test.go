@@ -302,17 +302,21 @@ func TestKubeObserverLauncherReports(t *testing.T) {
 func TestClusterTaskIDAgreesWithStatus(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	const pr = "pf-run-1-a0"
-	for _, tr := range []struct{ task, name string }{
-		{"train", pr + "-train"},
-		{"train", pr + "-train-3"},
-		{"for-loop-2-train", pr + "-for-loop-2-train-0"},
-		{"very-long-task", "pf-run-1-a0-very-long-task-3f9a2"}, // a name Tekton shortened
+	for _, tr := range []struct{ task, name, iteration string }{
+		{"train", pr + "-train", ""},
+		{"train", pr + "-train-3", `{"index":3,"item":"c"}`},
+		{"for-loop-2-train", pr + "-for-loop-2-train-0", `{"index":0,"item":1,"path":[0,0]}`},
+		{"very-long-task", "3f9a2c0d1e-2", `{"index":2,"item":"x"}`}, // a name Tekton shortened
+		{"print-op-2", pr + "-print-op-2", ""},
 	} {
 		obj := &tektonv1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: tr.name, Labels: map[string]string{
 			launch.TektonPipelineRunLabel: pr, launch.TektonPipelineTaskLabel: tr.task, launch.TektonTaskRunLabel: tr.name}}}
+		if tr.iteration != "" {
+			obj.Spec.Params = tektonv1.Params{{Name: launch.TektonIterationParam, Value: *tektonv1.NewStructuredValues(tr.iteration)}}
+		}
 		want := k8s.TektonTask(obj).TaskID
 		got, ok := launch.ClusterTaskID(env(map[string]string{launch.EnvTektonPipelineRun: pr,
-			launch.EnvTektonPipelineTask: tr.task, launch.EnvTektonTaskRun: tr.name}))
+			launch.EnvTektonPipelineTask: tr.task, launch.EnvTektonTaskRun: tr.name}), tr.iteration)
 		if !ok || got != want {
 			t.Errorf("Tekton TaskRun %s: launcher says %q, status says %q", tr.name, got, want)
 		}
@@ -345,7 +349,7 @@ func TestClusterTaskIDAgreesWithStatus(t *testing.T) {
 		if n.Type != wfv1.NodeTypePod {
 			continue
 		}
-		id, ok := launch.ClusterTaskID(env(map[string]string{launch.EnvArgoWorkflow: wfName, launch.EnvArgoNodeName: n.Name}))
+		id, ok := launch.ClusterTaskID(env(map[string]string{launch.EnvArgoWorkflow: wfName, launch.EnvArgoNodeName: n.Name}), "")
 		if !ok || !status[id] {
 			missing = append(missing, fmt.Sprintf("pod %s -> %q", n.Name, id))
 		}

@@ -139,7 +139,7 @@ const (
 
 // Names of reserved parameters and results.
 const (
-	iterationParam = "pf-iteration"
+	iterationParam = launch.TektonIterationParam
 	itemsResult    = "iterations"
 	launcherVolume = "pipefn"
 	launcherDir    = "/pipefn"
