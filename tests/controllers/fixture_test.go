@@ -46,6 +46,13 @@ func needCluster(tb testing.TB) {
 
 func start(t *testing.T, backend string) *fixture {
 	t.Helper()
+	return startTick(t, backend, time.Second)
+}
+
+// startTick is start with pipefn's schedule and resync tick every tick (<0: none, so
+// only the engines' own events move runs).
+func startTick(t *testing.T, backend string, tick time.Duration) *fixture {
+	t.Helper()
 	needCluster(t)
 	ns := "team-" + strings.ToLower(rand.Text()[:8])
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,7 +64,7 @@ func start(t *testing.T, backend string) *fixture {
 	// /events and step-cache API), as a cluster install points them at the Broker and
 	// the lineage function: the stand-in kubelet's processes reach it on loopback.
 	srv, err := allinone.Start(ctx, allinone.Config{
-		Addr: fmt.Sprintf("127.0.0.1:%d", freePort()), Backend: backend, Kubeconfig: cluster.kubeconfig, Tick: time.Second, Team: ns,
+		Addr: fmt.Sprintf("127.0.0.1:%d", freePort()), Backend: backend, Kubeconfig: cluster.kubeconfig, Tick: tick, Team: ns,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
