@@ -76,4 +76,3 @@ func (s *APIServerSource) Start(ctx context.Context) error {
 	f.WaitForCacheSync(ctx.Done())
 	return nil
 }
-
