@@ -83,15 +83,22 @@ func decodeRunEvent(m redis.XMessage) RunEvent {
 // ErrStopWatch, returned by a Watch callback, ends the watch without an error.
 var ErrStopWatch = errors.New("stop watching")
 
-// watchBlock bounds each blocking read: go-redis cannot interrupt a blocked read when ctx
-// is cancelled, so Watch notices cancellation within this time.
+// watchBlock bounds each blocking read of the per-watcher path (watchPerReader): go-redis
+// cannot interrupt a blocked read when ctx is cancelled, so that path notices cancellation
+// within this time.
 const watchBlock = time.Second
 
 // Watch calls fn for every history entry of a run after fromID ("" or "0": from the
-// beginning; "$": only entries added from now on), in order, live, until ctx ends, fn
-// returns ErrStopWatch (Watch returns nil) or another error (returned). Built on XREAD
-// BLOCK, so a watcher costs no polling of the run itself. The stream of a finished run
-// expires after an hour: show GetRun first, then watch for what follows.
+// beginning; "$": only entries added from now on; otherwise a stream id such as an SSE
+// Last-Event-ID), in order, live, until ctx ends (noticed at once), fn returns
+// ErrStopWatch (Watch returns nil) or another error (returned). fn runs on the caller's
+// goroutine. The stream of a finished run expires after an hour: show GetRun first, then
+// watch for what follows.
+//
+// The backlog is read with XRANGE; live entries come from the Store's watch hub, which
+// reads every watched run with one XREAD BLOCK, so watchers do not each pin a pooled Redis
+// connection. A watcher that falls watchBuffer entries behind is ended with an Unavailable
+// error: reconnect from the last id received.
 func (s *Store) Watch(ctx context.Context, team, runID, fromID string, fn func(RunEvent) error) error {
 	if err := checkTeam(team); err != nil {
 		return err
@@ -109,7 +116,7 @@ func (s *Store) Watch(ctx context.Context, team, runID, fromID string, fn func(R
 	}
 	switch fromID {
 	case "":
-		fromID = "0"
+		fromID = "0-0"
 	case "$":
 		// Resolve "$" once to the current last id: repeating "$" on every read would skip
 		// entries added between two reads.
@@ -122,6 +129,24 @@ func (s *Store) Watch(ctx context.Context, team, runID, fromID string, fn func(R
 			fromID = last[0].ID
 		}
 	}
+	from, ok := parseStreamID(fromID)
+	if !ok {
+		return api.Errorf(api.KindInvalid, "watch run %s: from id %q is not a history entry id (<ms>-<seq>)", runID, fromID)
+	}
+	if watchPerReader {
+		err = s.watchPolling(ctx, team, runID, from.String(), fn)
+	} else {
+		err = s.watchHubbed(ctx, team, runID, k, from, fn)
+	}
+	if errors.Is(err, ErrStopWatch) {
+		return nil
+	}
+	return err
+}
+
+// watchPolling is the per-watcher path: one blocking XREAD per watcher, each holding a
+// pooled connection while it blocks. Kept only to measure the hub against it.
+func (s *Store) watchPolling(ctx context.Context, team, runID, fromID string, fn func(RunEvent) error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -141,9 +166,6 @@ func (s *Store) Watch(ctx context.Context, team, runID, fromID string, fn func(R
 		}
 		for _, e := range evs {
 			if err := fn(e); err != nil {
-				if errors.Is(err, ErrStopWatch) {
-					return nil
-				}
 				return err
 			}
 			fromID = e.ID
