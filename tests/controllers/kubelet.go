@@ -74,6 +74,7 @@ type Kubelet struct {
 	logs    map[string]*bytes.Buffer // ns/pod/container -> output
 	started map[types.UID]context.CancelFunc
 	nodes   map[string]string // Argo node id -> ns/pod
+	procs   map[string]int    // ns/pod/container -> process group of its running command
 	Pods    int               // pods run to the end (read under mu)
 }
 
@@ -82,9 +83,13 @@ func (k *Kubelet) Start(ctx context.Context) error {
 	k.logs = map[string]*bytes.Buffer{}
 	k.started = map[types.UID]context.CancelFunc{}
 	k.nodes = map[string]string{}
+	k.procs = map[string]int{}
 	// The API server proxies `pods/log` to the node's kubelet port over TLS; without
 	// --kubelet-certificate-authority it does not verify the serving certificate.
-	k.srv = httptest.NewUnstartedServer(http.HandlerFunc(k.serveLogs))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/containerLogs/", k.serveLogs)
+	mux.HandleFunc("/exec/", k.serveExec)
+	k.srv = httptest.NewUnstartedServer(mux)
 	k.srv.StartTLS()
 	context.AfterFunc(ctx, k.srv.Close)
 	_, port, err := net.SplitHostPort(k.srv.Listener.Addr().String())
@@ -150,7 +155,22 @@ func (k *Kubelet) registerNode(ctx context.Context, port int32) error {
 // bound to it once (the kubelet's part).
 func (k *Kubelet) sync(ctx context.Context, obj any) {
 	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.DeletionTimestamp != nil {
+	if !ok {
+		return
+	}
+	if pod.DeletionTimestamp != nil {
+		if pod.Spec.NodeName == k.Node {
+			// A graceful deletion: stop the containers, then remove the pod (a delete
+			// with grace period 0), as a kubelet does.
+			k.stop(pod.UID)
+			go func() {
+				err := k.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+					GracePeriodSeconds: ptr(int64(0)), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+				if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+					k.Log.Error("finish pod deletion", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+				}
+			}()
+		}
 		return
 	}
 	if pod.Spec.NodeName == "" {
@@ -461,7 +481,17 @@ func (k *Kubelet) exec(ctx context.Context, pod *corev1.Pod, c corev1.Container,
 	cmd.Env = append(env, k.Env...)
 	w := k.logWriter(pod, c.Name)
 	cmd.Stdout, cmd.Stderr = w, w
-	err := cmd.Run()
+	key := pod.Namespace + "/" + pod.Name + "/" + c.Name
+	err := cmd.Start()
+	if err == nil {
+		k.mu.Lock()
+		k.procs[key] = cmd.Process.Pid
+		k.mu.Unlock()
+		err = cmd.Wait()
+		k.mu.Lock()
+		delete(k.procs, key)
+		k.mu.Unlock()
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -578,6 +608,39 @@ func (s *logSink) Write(p []byte) (int, error) {
 
 func (k *Kubelet) appendLog(pod *corev1.Pod, container, s string) {
 	_, _ = k.logWriter(pod, container).Write([]byte(s))
+}
+
+// serveExec plays the part of the kubelet's /exec/{ns}/{pod}/{container}?command=...
+// that matters to the engines: Argo stops a terminated workflow's containers by exec'ing
+// `argoexec kill SIGNAL 1` (or `kill`) into them. The signal is delivered to the
+// container's process group; the streaming exec session itself (SPDY or WebSocket) is
+// not served, so the caller sees the upgrade refused after the signal took effect.
+func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
+	rest, _ := strings.CutPrefix(r.URL.Path, "/exec/")
+	if len(strings.Split(rest, "/")) != 3 {
+		http.NotFound(w, r)
+		return
+	}
+	argv := r.URL.Query()["command"]
+	sig := 0
+	switch {
+	case len(argv) == 4 && strings.HasSuffix(argv[0], "argoexec") && argv[1] == "kill":
+		sig, _ = strconv.Atoi(argv[2])
+	case len(argv) == 3 && argv[0] == "kill" && strings.HasPrefix(argv[1], "-"):
+		sig, _ = strconv.Atoi(strings.TrimPrefix(argv[1], "-"))
+	}
+	k.mu.Lock()
+	pid, running := k.procs[rest]
+	k.mu.Unlock()
+	k.Log.Info("exec", "container", rest, "command", argv, "signal", sig, "running", running)
+	if sig <= 0 {
+		http.Error(w, "the stand-in kubelet runs no exec sessions but kill signals", http.StatusNotImplemented)
+		return
+	}
+	if running {
+		_ = syscall.Kill(-pid, syscall.Signal(sig))
+	}
+	http.Error(w, "signal delivered; exec streams are not served by the stand-in kubelet", http.StatusNotImplemented)
 }
 
 // serveLogs answers the kubelet's /containerLogs/{ns}/{pod}/{container}, which the API
