@@ -356,7 +356,15 @@ func startArgo(t *testing.T, f *fixture) {
 	cmd := exec.Command(filepath.Join(cluster.bin, "workflow-controller"),
 		"--kubeconfig", cluster.kubeconfig, "--namespace", f.ns, "--namespaced", "--managed-namespace", f.ns,
 		"--executor-image", "quay.io/argoproj/argoexec:v3.7.9", "--configmap", cm.Name, "--loglevel", "info")
-	cmd.Env = append(os.Environ(), "LEADER_ELECTION_IDENTITY=pipefn-e2e-"+f.ns, "LEADER_ELECTION_RETRY_PERIOD=1s")
+	// Argo re-examines a running Workflow every DEFAULT_REQUEUE_TIME (10 s by default),
+	// which sets the pace of every step; the suite runs it at 2 s
+	// (PIPEFN_E2E_ARGO_REQUEUE=10s measures Argo's default).
+	requeue := os.Getenv("PIPEFN_E2E_ARGO_REQUEUE")
+	if requeue == "" {
+		requeue = "2s"
+	}
+	cmd.Env = append(os.Environ(), "LEADER_ELECTION_IDENTITY=pipefn-e2e-"+f.ns, "LEADER_ELECTION_RETRY_PERIOD=1s",
+		"DEFAULT_REQUEUE_TIME="+requeue)
 	cmd.Stdout, cmd.Stderr = f2, f2
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start workflow-controller: %v", err)
