@@ -201,22 +201,31 @@ func TestTektonTerminate(t *testing.T) {
 	if diff := cmp.Diff([]string{string(tektonv1.PipelineRunSpecStatusCancelled), "False " + tektonv1.PipelineRunReasonCancelled.String()}, got); diff != "" {
 		t.Errorf("PipelineRun %s spec.status and Succeeded condition (-want +got):\n%s", pr.Name, diff)
 	}
-	trs, err := tc.TektonV1().TaskRuns(f.ns).List(f.ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Tekton cancels the TaskRuns after the PipelineRun, so pipefn may see the run
+	// CANCELED first (and finishes the task itself); the TaskRun follows.
 	var taskRuns []string
 	podName := ""
-	for _, tr := range trs.Items {
-		reason := "<none>"
-		if c := tr.Status.GetCondition(apis.ConditionSucceeded); c != nil {
-			reason = string(c.Status) + " " + c.Reason
+	_ = waitFor(cancelBound, func() error {
+		trs, err := tc.TektonV1().TaskRuns(f.ns).List(f.ctx, sel)
+		if err != nil {
+			return err
 		}
-		taskRuns = append(taskRuns, tr.Labels["tekton.dev/pipelineTask"]+": "+reason)
-		if tr.Labels["tekton.dev/pipelineTask"] == "sleeper" {
-			podName = tr.Status.PodName
+		taskRuns, podName = nil, ""
+		for _, tr := range trs.Items {
+			reason := "<none>"
+			if c := tr.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+				reason = string(c.Status) + " " + c.Reason
+			}
+			taskRuns = append(taskRuns, tr.Labels["tekton.dev/pipelineTask"]+": "+reason)
+			if tr.Labels["tekton.dev/pipelineTask"] == "sleeper" {
+				podName = tr.Status.PodName
+			}
 		}
-	}
+		if len(taskRuns) == 1 && taskRuns[0] == "sleeper: False "+tektonv1.TaskRunReasonCancelled.String() {
+			return nil
+		}
+		return fmt.Errorf("TaskRuns %v", taskRuns)
+	})
 	if diff := cmp.Diff([]string{"sleeper: False " + tektonv1.TaskRunReasonCancelled.String()}, taskRuns); diff != "" {
 		t.Errorf("TaskRuns (-want +got):\n%s", diff)
 	}
