@@ -301,6 +301,15 @@ func (h *Handler) applyBackendEvent(ctx context.Context, e cloudevents.Event, st
 		}
 		return nil, err
 	}
+	if api.Terminal(st.State) && len(st.Tasks) == 0 {
+		// The event ended the run without saying how its tasks ended (Tekton's
+		// PipelineRun events carry no TaskRuns). An ended run is no longer resynced, so
+		// read its object once more now: its tasks end with their own states (the one
+		// that failed FAILED), not left RUNNING.
+		if run, err := h.Store.GetRun(ctx, st.Team, st.RunID); err == nil && (st.Attempt < 0 || run.Attempt == st.Attempt) {
+			h.resync(ctx, st.Team, []api.Run{run}, at)
+		}
+	}
 	return nil, nil
 }
 

@@ -176,3 +176,48 @@ func TestTektonAndAPIServerEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestEndingEventWithoutTasksReadsTheObject: an engine event that ends a run but says
+// nothing of its tasks (Tekton's PipelineRun events) makes the status function read the
+// run's object once more, since an ended run is no longer resynced: the tasks end with
+// their own states (the failed one FAILED, not RUNNING or CANCELED).
+func TestEndingEventWithoutTasksReadsTheObject(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	h, st, _ := newHandler(t, now)
+	ctx := context.Background()
+	run, _, err := st.CreateRun(ctx, "t1", api.Run{DisplayName: "r", PipelineSpec: json.RawMessage(`{}`), Backend: "tekton"}, state.CreateRunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := now.Add(time.Second)
+	if _, err := h.RunStatus(ctx, status(t, run.RunID, 0, api.StateRunning, start,
+		api.TaskDetail{TaskID: "a", State: api.StateRunning, StartTime: &start},
+		api.TaskDetail{TaskID: "b", State: api.StatePending})); err != nil {
+		t.Fatal(err)
+	}
+	end := now.Add(time.Minute)
+	tk := &seen{by: map[string]events.RunStatus{run.RunID: {RunID: run.RunID, Team: "t1", Attempt: 0, State: api.StateFailed,
+		Tasks: []api.TaskDetail{{TaskID: "a", State: api.StateFailed, EndTime: &end}, {TaskID: "b", State: api.StateSkipped}}}}}
+	h.Observers = map[string]Observer{"tekton": tk}
+	e := cloudevents.NewEvent()
+	e.SetID("pr-failed")
+	e.SetType("dev.tekton.event.pipelinerun.failed.v1")
+	e.SetSource("test")
+	e.SetTime(end)
+	if _, err := h.applyBackendEvent(ctx, e, events.RunStatus{RunID: run.RunID, Team: "t1", Attempt: 0, State: api.StateFailed}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetRun(ctx, "t1", run.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != api.StateFailed {
+		t.Errorf("run state %s, want FAILED", got.State)
+	}
+	if diff := cmp.Diff(map[string]string{"a": api.StateFailed, "b": api.StateSkipped}, tstate(got)); diff != "" {
+		t.Errorf("tasks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([][]string{{run.RunID}}, tk.got); diff != "" {
+		t.Errorf("observer asked (-want +got):\n%s", diff)
+	}
+}
