@@ -448,3 +448,43 @@ func TestWatchNoGoroutineLeak(t *testing.T) {
 		t.Errorf("%d goroutines after the watches ended, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// `pipefn up` keeps state in the embedded miniredis: the hub's multi-stream XREAD must
+// work there as well.
+func TestWatchOnEmbeddedRedis(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, stop, err := Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	runs := []string{newRun(t, s), newRun(t, s)}
+	got := make([][]string, 4)
+	var wg sync.WaitGroup
+	for w := range got {
+		wg.Go(func() {
+			ids, err := watchUntil(ctx, s, runs[w%2], "", "last")
+			if err != nil {
+				t.Error(err)
+			}
+			got[w] = ids
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 3 {
+		for _, r := range runs {
+			name := fmt.Sprint("t", i)
+			if i == 2 {
+				name = "last"
+			}
+			appendEntry(t, s, r, name)
+		}
+	}
+	wg.Wait()
+	for w := range got {
+		if d := cmp.Diff(historyIDs(t, s, runs[w%2], ""), got[w]); d != "" {
+			t.Errorf("watcher %d (-want +got):\n%s", w, d)
+		}
+	}
+}
