@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -44,6 +45,11 @@ type Store struct {
 	// streamTTL is how long a run's history stream outlives the run's end: long enough for
 	// watchers to see the end, short enough that finished runs do not keep ~5 KB streams.
 	streamTTL time.Duration
+
+	// hubOnce creates watchHub, which multiplexes every live Watch of this Store over one
+	// blocking read (watch.go).
+	hubOnce  sync.Once
+	watchHub *watchHub
 }
 
 // New returns a Store over rdb. now may be nil (time.Now).

@@ -3,12 +3,10 @@ package state
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/redis/go-redis/v9"
 
@@ -91,33 +89,14 @@ type watchSub struct {
 	stream *watchStream
 }
 
-// hubs maps each Store to its hub. Keyed weakly so that a collected Store's hub goes too;
-// it lives outside Store only because store.go has another owner (a field would do).
-var hubs struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[Store]]*watchHub
-}
-
-// hub returns the Store's watch hub, creating it on first use.
+// hub returns the Store's watch hub, creating it on first use: a Store that nobody
+// watches never has one.
 func (s *Store) hub() *watchHub {
-	wp := weak.Make(s)
-	hubs.mu.Lock()
-	defer hubs.mu.Unlock()
-	if h, ok := hubs.m[wp]; ok {
-		return h
-	}
-	if hubs.m == nil {
-		hubs.m = map[weak.Pointer[Store]]*watchHub{}
-	}
-	_, single := s.rdb.(*redis.Client)
-	h := &watchHub{rdb: s.rdb, perTeam: !single, groups: map[string]*watchGroup{}}
-	hubs.m[wp] = h
-	runtime.AddCleanup(s, func(wp weak.Pointer[Store]) {
-		hubs.mu.Lock()
-		delete(hubs.m, wp)
-		hubs.mu.Unlock()
-	}, wp)
-	return h
+	s.hubOnce.Do(func() {
+		_, single := s.rdb.(*redis.Client)
+		s.watchHub = &watchHub{rdb: s.rdb, perTeam: !single, groups: map[string]*watchGroup{}}
+	})
+	return s.watchHub
 }
 
 // groupKey names the reader group of a team's streams: one for all teams on a single
