@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pipefn/pipefn/shared/api"
 )
@@ -264,19 +265,57 @@ func (c *Client) ListExperiments(ctx context.Context, pageSize int, pageToken st
 }
 
 // Watch streams a run's updates (server-sent events) and calls fn with each new state of
-// the run until fn returns false, the run ends, or ctx is done.
+// the run until fn returns false, the run ends, or ctx is done. A stream the server ends
+// before the run does (a replica draining, a watcher that fell behind) is resumed from
+// the last event seen (Last-Event-ID), so no update is lost; Watch gives up after
+// maxResumes resumptions in a row that brought nothing new.
 func (c *Client) Watch(ctx context.Context, runID string, fn func(*api.Run) bool) error {
+	lastID := ""
+	idle := 0
+	for {
+		progressed, done, err := c.watchOnce(ctx, runID, &lastID, fn)
+		if err != nil || done {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if progressed {
+			idle = 0
+		} else if idle++; idle > maxResumes {
+			return fmt.Errorf("watch run %s: the stream ended %d times without news", runID, idle)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(resumeDelay * time.Duration(idle+1)):
+		}
+	}
+}
+
+// Resumption of a watch stream the server ended early.
+const (
+	maxResumes  = 5
+	resumeDelay = 200 * time.Millisecond
+)
+
+// watchOnce reads one event stream. progressed says an event arrived; done that the
+// watch is over (the run ended or fn said stop).
+func (c *Client) watchOnce(ctx context.Context, runID string, lastID *string, fn func(*api.Run) bool) (progressed, done bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/apis/v2beta1/runs/"+url.PathEscape(runID)+"/events", nil)
 	if err != nil {
-		return err
+		return false, true, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return false, true, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -285,14 +324,17 @@ func (c *Client) Watch(ctx context.Context, runID string, fn func(*api.Run) bool
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
 			e.Message = strings.TrimSpace(string(data))
 		}
-		return e
+		return false, true, e
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var data strings.Builder
+	id := ""
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
+		case strings.HasPrefix(line, "id:"):
+			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
 		case strings.HasPrefix(line, "data:"):
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		case line == "":
@@ -301,18 +343,23 @@ func (c *Client) Watch(ctx context.Context, runID string, fn func(*api.Run) bool
 			}
 			var r api.Run
 			if err := json.Unmarshal([]byte(data.String()), &r); err != nil {
-				return fmt.Errorf("watch: bad event: %w", err)
+				return progressed, true, fmt.Errorf("watch: bad event: %w", err)
 			}
 			data.Reset()
+			if id != "" {
+				*lastID, progressed = id, true
+			}
+			id = ""
 			if !fn(&r) || api.Terminal(r.State) {
-				return nil
+				return progressed, true, nil
 			}
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return err
+		// A broken connection is resumed like an ended stream.
+		return progressed, false, nil
 	}
-	return ctx.Err()
+	return progressed, ctx.Err() != nil, ctx.Err()
 }
 
 func pageQuery(size int, token string) url.Values {
