@@ -90,11 +90,7 @@ func (h *Handler) RunStatus(ctx context.Context, e cloudevents.Event) (*cloudeve
 		h.log().InfoContext(ctx, "stale status dropped", "run", d.RunID, "attempt", d.Attempt, "current", run.Attempt)
 		return nil, nil
 	}
-	tasks := d.Tasks
-	if d.State == api.StateCanceled {
-		tasks = append(append([]api.TaskDetail(nil), tasks...), unfinished(run, d, e.Time())...)
-	}
-	for _, t := range tasks {
+	for _, t := range d.Tasks {
 		if _, err := h.Store.UpsertTask(ctx, team, d.RunID, t); err != nil {
 			if api.KindOf(err) == api.KindInvalid {
 				return nil, events.Permanent(err)
@@ -129,32 +125,6 @@ func (h *Handler) RunStatus(ctx context.Context, e cloudevents.Event) (*cloudeve
 		}
 	}
 	return nil, nil
-}
-
-// unfinished lists the stored tasks of a run that a report ending it CANCELED leaves
-// unfinished, as CANCELED: the run is no longer resynced once it has ended, and a report
-// may not carry every task (a Tekton PipelineRun event carries none; Tekton cancels the
-// TaskRuns after the PipelineRun), so they would otherwise show RUNNING forever. Only
-// for cancellation: a failed run's tasks keep waiting for their own reports, since the
-// task that failed must show FAILED, not CANCELED.
-func unfinished(run api.Run, d events.RunStatus, at time.Time) []api.TaskDetail {
-	if run.RunDetails == nil {
-		return nil
-	}
-	reported := map[string]bool{}
-	for _, t := range d.Tasks {
-		reported[t.TaskID] = api.Terminal(t.State)
-	}
-	var out []api.TaskDetail
-	for _, t := range run.RunDetails.TaskDetails {
-		if api.Terminal(t.State) || reported[t.TaskID] {
-			continue
-		}
-		end := at.UTC()
-		out = append(out, api.TaskDetail{RunID: t.RunID, TaskID: t.TaskID, DisplayName: t.DisplayName,
-			State: api.StateCanceled, EndTime: &end, PodName: t.PodName})
-	}
-	return out
 }
 
 // RunDispatched notes that a run reached its backend.

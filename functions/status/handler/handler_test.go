@@ -97,54 +97,6 @@ func TestOutOfOrderAndDuplicateStatus(t *testing.T) {
 	}
 }
 
-// TestCanceledRunFinishesItsTasks: a report that ends a run CANCELED without its tasks
-// (Tekton's PipelineRun event; Tekton cancels the TaskRuns after) leaves no task RUNNING
-// forever, since an ended run is no longer resynced; the task keeps what it had (its
-// start, its pod). A FAILED run's unreported tasks wait for their own reports.
-func TestCanceledRunFinishesItsTasks(t *testing.T) {
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	start, end := now.Add(time.Second), now.Add(5*time.Second)
-	for _, tc := range []struct {
-		final string
-		want  map[string]string
-	}{
-		{api.StateCanceled, map[string]string{"done": api.StateSucceeded, "sleeper": api.StateCanceled, "queued": api.StateCanceled}},
-		{api.StateFailed, map[string]string{"done": api.StateSucceeded, "sleeper": api.StateRunning, "queued": api.StatePending}},
-	} {
-		t.Run(tc.final, func(t *testing.T) {
-			h, st, _ := newHandler(t, now)
-			ctx := context.Background()
-			run, _, err := st.CreateRun(ctx, "t1", api.Run{DisplayName: "r", PipelineSpec: json.RawMessage(`{}`)}, state.CreateRunOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range []cloudevents.Event{
-				status(t, run.RunID, 0, api.StateRunning, start,
-					api.TaskDetail{TaskID: "done", State: api.StateSucceeded, EndTime: &start},
-					api.TaskDetail{TaskID: "sleeper", State: api.StateRunning, StartTime: &start, PodName: "p-1"},
-					api.TaskDetail{TaskID: "queued", State: api.StatePending}),
-				status(t, run.RunID, 0, tc.final, end),
-			} {
-				if _, err := h.RunStatus(ctx, e); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := st.GetRun(ctx, "t1", run.RunID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.want, tstate(got)); diff != "" {
-				t.Errorf("tasks after the run ended %s (-want +got):\n%s", tc.final, diff)
-			}
-			for _, td := range got.RunDetails.TaskDetails {
-				if td.TaskID == "sleeper" && (td.PodName != "p-1" || td.StartTime == nil) {
-					t.Errorf("sleeper lost what it had: %+v", td)
-				}
-			}
-		})
-	}
-}
-
 func TestStaleAttemptIsDropped(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	h, st, _ := newHandler(t, now)
