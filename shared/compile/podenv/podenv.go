@@ -17,16 +17,15 @@ import (
 type Field struct{ Name, Path string }
 
 // Launcher is the launcher's environment for a task of pipeline (its pipelineInfo name)
-// whose caching is cacheEnabled, compiled with opts; names are the engine's fields. It is
+// whose caching is cacheEnabled (the task's cachingOptions and the run's
+// opts.CachingDisabled, as the compilers fold them into launch.TaskConfig), compiled with
+// opts; names are the engine's fields. It is
 // nil when opts ask for no reporting and no cache, so objects compiled without them stay
 // as they were.
 func Launcher(opts compile.Options, pipeline string, cacheEnabled bool, names []Field) []corev1.EnvVar {
 	r := launch.Report{
 		EventsURL: opts.EventsURL, CacheURL: opts.CacheURL, CacheMaxAge: opts.CacheMaxAge, CacheTokenSecret: opts.CacheTokenSecret,
 		Team: opts.Team, Attempt: opts.Attempt, Pipeline: pipeline,
-	}
-	if opts.CachingDisabled {
-		r.CacheURL = ""
 	}
 	lit := r.Env(cacheEnabled)
 	if len(lit) == 0 {
