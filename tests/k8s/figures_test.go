@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -26,14 +25,12 @@ import (
 	"github.com/pipefn/pipefn/shared/state"
 )
 
-// The figures of the closing note, against the real API server:
+// The figures of the closing note, against the real API server (about 20 s, so it runs
+// in every `make test`; -v shows them):
 //
-//	PIPEFN_K8S_FIGURES=1 go test -count=1 -run TestFigures -v ./tests/k8s
+//	go test -count=1 -run TestFigures -v ./tests/k8s
 func TestFigures(t *testing.T) {
 	needCluster(t)
-	if os.Getenv("PIPEFN_K8S_FIGURES") == "" {
-		t.Skip("set PIPEFN_K8S_FIGURES=1 to measure dispatch latency and resync cost")
-	}
 	t.Run("dispatch", figureDispatch)
 	t.Run("burst", figureBurst)
 	t.Run("resync", figureResync)
