@@ -75,7 +75,6 @@ type Kubelet struct {
 	started map[types.UID]context.CancelFunc
 	nodes   map[string]string // Argo node id -> ns/pod
 	procs   map[string]int    // ns/pod/container -> process group of its running command
-	Pods    int               // pods run to the end (read under mu)
 }
 
 // Start registers the node, serves container logs and runs pods until ctx ends.
@@ -244,9 +243,6 @@ func (k *Kubelet) run(ctx context.Context, pod *corev1.Pod) {
 		log.Error("pod end", "err", err)
 		return
 	}
-	k.mu.Lock()
-	k.Pods++
-	k.mu.Unlock()
 	log.Debug("pod ended", "phase", final.Phase)
 }
 
